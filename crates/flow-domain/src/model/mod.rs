@@ -1,0 +1,32 @@
+//! The model: flows, graphs, templates, users, tenants, owners, tokens.
+
+mod flow;
+mod graph;
+mod identity;
+mod owner;
+mod template;
+
+pub use flow::{Flow, FlowSpec, FlowStatus, FlowType};
+pub use graph::{Edge, EdgeConfig, Graph, Node};
+pub use identity::{AccessToken, NewUser, Tenant, User, UserStatus};
+pub use owner::{Owner, OwnerType};
+pub(crate) use owner::add_owner as add_owner_pub;
+pub use template::{Template, TemplateSpec, TemplateStatus};
+
+/// Serde helpers for API timestamps (RFC 3339, UTC, milliseconds).
+pub mod millis {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes as `2026-05-01T12:00:00.000Z`.
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::time::format_timestamp(at))
+    }
+    /// Accepts any RFC 3339 timestamp.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let raw = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&raw)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,270 @@
+//! Storage ports. Adapters: `adapters-sqlite` (embedded) and `adapters-postgres` (production).
+
+use crate::error::PortError;
+use crate::event::{Consumed, Event};
+use crate::ids::{FlowId, TemplateId, TenantId, TokenId, UserId};
+use crate::model::{AccessToken, Flow, NewUser, Template, Tenant, User};
+use crate::query::{FlowQuery, Page, PageRequest, TemplateQuery, UserQuery};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Flows, with optimistic concurrency on an internal revision.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait FlowRepository: Send + Sync {
+    /// Stores a new flow and appends `events` to the outbox, atomically.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store cannot be reached; `Other` otherwise.
+    async fn insert(&self, flow: &Flow, events: &[Event]) -> Result<(), PortError>;
+
+    /// The flow with `id`, whoever owns it (the caller applies the visibility policy).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn get(&self, id: FlowId) -> Result<Option<Flow>, PortError>;
+
+    /// One page of the flows matching `query`, and how many match in all. Ordered by the sort
+    /// field, ties broken by id. MUST apply `query.visibility` exactly as `Actor::can_see`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list(&self, query: &FlowQuery) -> Result<Page<Flow>, PortError>;
+
+    /// Replaces the stored flow with `flow` if the stored revision still equals
+    /// `flow.revision`, storing `flow.revision + 1`; appends `events`; records `consumed` if
+    /// given. All or nothing.
+    ///
+    /// # Errors
+    /// MUST return `NotFound` when no flow has this id, `Conflict` when the revision differs,
+    /// `AlreadyProcessed` (changing nothing) when `consumed` was already recorded.
+    async fn save<'a>(&self, flow: &Flow, events: &[Event], consumed: Option<&'a Consumed>) -> Result<(), PortError>;
+
+    /// Deletes the flow if its stored revision equals `flow.revision`; appends `events`.
+    ///
+    /// # Errors
+    /// `NotFound`, `Conflict` as for [`FlowRepository::save`].
+    async fn delete(&self, flow: &Flow, events: &[Event]) -> Result<(), PortError>;
+
+    /// Flows in `starting` or `stopping` whose status changed before `before` (oldest first).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list_stalled(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Flow>, PortError>;
+
+    /// Every flow listing `owner_id` among its owners, in any tenant.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list_owned_by(&self, owner_id: Uuid) -> Result<Vec<Flow>, PortError>;
+
+    /// Whether the store answers.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn ping(&self) -> Result<(), PortError>;
+}
+
+/// Templates, with optimistic concurrency on an internal revision.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait TemplateRepository: Send + Sync {
+    /// Stores a new template and its events.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn insert(&self, template: &Template, events: &[Event]) -> Result<(), PortError>;
+
+    /// The template with `id`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn get(&self, id: TemplateId) -> Result<Option<Template>, PortError>;
+
+    /// One page of matching templates (visibility as `Actor::can_see`), ties broken by id.
+    /// `tags`: templates having any of them, plus untagged templates.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list(&self, query: &TemplateQuery) -> Result<Page<Template>, PortError>;
+
+    /// Replaces the template if the stored revision still equals `template.revision`,
+    /// storing `template.revision + 1`; appends `events`.
+    ///
+    /// # Errors
+    /// MUST return `NotFound` or `Conflict` as for flows.
+    async fn save(&self, template: &Template, events: &[Event]) -> Result<(), PortError>;
+
+    /// Deletes the template if the stored revision still equals `template.revision`.
+    ///
+    /// # Errors
+    /// `NotFound`, `Conflict`.
+    async fn delete(&self, template: &Template, events: &[Event]) -> Result<(), PortError>;
+
+    /// Every template listing `owner_id` among its owners, in any tenant.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list_owned_by(&self, owner_id: Uuid) -> Result<Vec<Template>, PortError>;
+}
+
+/// User accounts and their password hashes.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Stores a new user and its events.
+    ///
+    /// # Errors
+    /// MUST return `Duplicate("username")` when a user who can log in already has this
+    /// username (or, for end users, the same tenant has one).
+    async fn insert(&self, user: &NewUser, events: &[Event]) -> Result<(), PortError>;
+
+    /// The user with `id`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn get(&self, id: UserId) -> Result<Option<User>, PortError>;
+
+    /// The user who can log in with `username`, with its password hash.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn find_login(&self, username: &str) -> Result<Option<(User, Option<String>)>, PortError>;
+
+    /// The end user (`canLogin: false`) of `tenant` named `username`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn find_end_user(&self, tenant: TenantId, username: &str) -> Result<Option<User>, PortError>;
+
+    /// One page of users (ordered by creation, ties by id).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list(&self, query: &UserQuery) -> Result<Page<User>, PortError>;
+
+    /// Replaces the user; sets the password hash when given; appends events.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    async fn save(&self, user: &User, password_hash: Option<String>, events: &[Event]) -> Result<(), PortError>;
+
+    /// Deletes the user and every token issued for it; appends events.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    async fn delete(&self, id: UserId, events: &[Event]) -> Result<(), PortError>;
+
+    /// How many users exist.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn count(&self) -> Result<u64, PortError>;
+}
+
+/// Tenants.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait TenantRepository: Send + Sync {
+    /// Stores a new tenant.
+    ///
+    /// # Errors
+    /// MUST return `Duplicate("tenant name")` when the name is taken.
+    async fn insert(&self, tenant: &Tenant) -> Result<(), PortError>;
+
+    /// The tenant with `id`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn get(&self, id: TenantId) -> Result<Option<Tenant>, PortError>;
+
+    /// One page of tenants (by creation, ties by id).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list(&self, page: PageRequest) -> Result<Page<Tenant>, PortError>;
+}
+
+/// Issued bearer tokens (hashes only).
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait TokenRepository: Send + Sync {
+    /// Stores a token.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn insert(&self, token: &AccessToken) -> Result<(), PortError>;
+
+    /// The token whose hash is `hash` and its user, if the token expires after `now`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn find_valid(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<(AccessToken, User)>, PortError>;
+
+    /// Pushes the token's expiry to `expires_at` (sliding expiry).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn extend(&self, id: TokenId, expires_at: DateTime<Utc>) -> Result<(), PortError>;
+
+    /// Revokes the token (it is found no more).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn revoke(&self, id: TokenId) -> Result<(), PortError>;
+}
+
+/// One outbox row: an event and its position in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Monotonic position; the relay publishes in this order.
+    pub seq: i64,
+    /// The event.
+    pub event: Event,
+}
+
+/// The transactional outbox, read by the relay, and written directly by consumers whose only
+/// effect is to publish (the engine's confirmations).
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Appends `events` and records `consumed` (if given) in one transaction.
+    ///
+    /// # Errors
+    /// MUST return `AlreadyProcessed`, appending nothing, when `consumed` was already recorded.
+    async fn append<'a>(&self, events: &[Event], consumed: Option<&'a Consumed>) -> Result<(), PortError>;
+
+    /// Claims up to `limit` unpublished events, in order. A claim by one relay MUST NOT be
+    /// handed to another relay until released or expired.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn claim(&self, limit: u32) -> Result<Vec<StoredEvent>, PortError>;
+
+    /// Marks events published (they are never claimed again).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn mark_published(&self, seqs: &[i64]) -> Result<(), PortError>;
+
+    /// Returns once new events may be pending, or after `max_wait`.
+    async fn wait_for_new(&self, max_wait: Duration);
+
+    /// How many events wait to be published.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn pending_count(&self) -> Result<u64, PortError>;
+}
+
+/// Readiness of a backing service, for `/healthcheck`.
+#[async_trait]
+pub trait Health: Send + Sync {
+    /// Ok when the backend answers.
+    ///
+    /// # Errors
+    /// A short reason.
+    async fn check(&self) -> Result<(), String>;
+}
