@@ -22,12 +22,7 @@ pub struct Actor {
 impl Actor {
     /// The actor for `user`, authenticated by `token_id`.
     pub fn for_user(user: &User, token_id: Option<TokenId>) -> Self {
-        Self {
-            user_id: user.id,
-            tenant: user.tenant,
-            permissions: user.permission_set(),
-            token_id,
-        }
+        Self { user_id: user.id, tenant: user.tenant, permissions: user.permission_set(), token_id }
     }
 
     /// System administrator (`all`).
@@ -42,11 +37,7 @@ impl Actor {
 
     /// Ok when `permission` is granted, else `403 MISSING_PERMISSION`.
     pub fn require(&self, permission: Permission) -> ServiceResult<()> {
-        if self.permissions.grants(permission) {
-            Ok(())
-        } else {
-            Err(ServiceError::missing_permission())
-        }
+        if self.permissions.grants(permission) { Ok(()) } else { Err(ServiceError::missing_permission()) }
     }
 
     /// Whether the caller may see a resource of `tenant` owned by `owners`.
@@ -64,9 +55,7 @@ impl Actor {
         if self.is_tenant_admin() {
             return true;
         }
-        owners.iter().any(|o| {
-            o.id == self.user_id.0 || self.tenant.is_some_and(|t| t.0 == o.id)
-        })
+        owners.iter().any(|o| o.id == self.user_id.0 || self.tenant.is_some_and(|t| t.0 == o.id))
     }
 
     /// The list filter equivalent to [`Actor::can_see`].

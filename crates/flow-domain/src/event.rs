@@ -60,13 +60,7 @@ pub struct Event {
 
 impl Event {
     /// A new event with a fresh id.
-    pub fn new(
-        name: &str,
-        key: Option<String>,
-        source: &str,
-        payload: Value,
-        now: DateTime<Utc>,
-    ) -> Self {
+    pub fn new(name: &str, key: Option<String>, source: &str, payload: Value, now: DateTime<Utc>) -> Self {
         Self { id: EventId::new(), name: name.into(), key, created_at: now, source: source.into(), payload }
     }
 

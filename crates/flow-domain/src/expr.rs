@@ -32,10 +32,8 @@ impl JqProgram {
         let modules = loader
             .load(&arena, File { code, path: () })
             .map_err(|errs| describe(errs.into_iter().map(|(_, e)| format!("{e:?}"))))?;
-        let filter = Compiler::default()
-            .with_funs(funs)
-            .compile(modules)
-            .map_err(|errs| {
+        let filter =
+            Compiler::default().with_funs(funs).compile(modules).map_err(|errs| {
                 describe(errs.into_iter().flat_map(|(_, es)| {
                     es.into_iter().map(|(name, undefined)| format!("{undefined:?} {name}"))
                 }))

@@ -180,9 +180,7 @@ mod tests {
                 deadline(3),
                 Ok((
                     Inactive,
-                    vec![RecordReason(
-                        "The engine did not confirm the start after 4 attempts.".into(),
-                    )],
+                    vec![RecordReason("The engine did not confirm the start after 4 attempts.".into())],
                 )),
             ),
             (
@@ -191,8 +189,7 @@ mod tests {
                 Ok((
                     Inactive,
                     vec![RecordReason(
-                        "The engine did not confirm the stop after 4 attempts; marked inactive."
-                            .into(),
+                        "The engine did not confirm the stop after 4 attempts; marked inactive.".into(),
                     )],
                 )),
             ),

@@ -38,7 +38,8 @@ mod tests {
 
     #[test]
     fn merges_objects_by_key_and_arrays_by_index() {
-        let mut base = json!({"name": "t", "graph": {"nodes": [{"id": "a", "fields": {"x": 1}}, {"id": "b"}]}});
+        let mut base =
+            json!({"name": "t", "graph": {"nodes": [{"id": "a", "fields": {"x": 1}}, {"id": "b"}]}});
         let patch = json!({"graph": {"nodes": [{"fields": {"y": 2}}]}, "cron": "* * * * *"});
         deep_merge(&mut base, &patch);
         assert_eq!(

@@ -191,7 +191,10 @@ fn parse_sort(params: &Params, errors: &mut ParamErrors) -> Sort {
         "updatedAt" => SortField::UpdatedAt,
         "name" => SortField::Name,
         _ => {
-            errors.push("sort", "Invalid sort parameter. Use createdAt, updatedAt or name, with an optional - prefix.");
+            errors.push(
+                "sort",
+                "Invalid sort parameter. Use createdAt, updatedAt or name, with an optional - prefix.",
+            );
             SortField::CreatedAt
         }
     };
@@ -269,9 +272,7 @@ pub fn parse_template_query(params: &Params, visibility: Visibility) -> ServiceR
     let mut errors = ParamErrors::default();
     let owner = parse_owner_filter(params, visibility == Visibility::All, &mut errors)?;
     let status = params.get("filter[status]").and_then(|raw| {
-        raw.parse()
-            .map_err(|_| errors.push("filter[status]", "Invalid filter[status] parameter"))
-            .ok()
+        raw.parse().map_err(|_| errors.push("filter[status]", "Invalid filter[status] parameter")).ok()
     });
     let tags = params
         .get("tags")
@@ -322,7 +323,8 @@ mod tests {
 
     #[test]
     fn reports_every_bad_parameter() {
-        let p = params(&[("page[size]", "0"), ("page[number]", "x"), ("sort", "size"), ("filter[status]", "on")]);
+        let p =
+            params(&[("page[size]", "0"), ("page[number]", "x"), ("sort", "size"), ("filter[status]", "on")]);
         let Err(ServiceError::Validation(errors)) = parse_flow_query(&p, Visibility::All) else {
             panic!("expected validation errors")
         };

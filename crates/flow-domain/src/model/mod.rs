@@ -9,8 +9,8 @@ mod template;
 pub use flow::{Flow, FlowSpec, FlowStatus, FlowType};
 pub use graph::{Edge, EdgeConfig, Graph, Node};
 pub use identity::{AccessToken, NewUser, Tenant, User, UserStatus};
-pub use owner::{Owner, OwnerType};
 pub(crate) use owner::add_owner as add_owner_pub;
+pub use owner::{Owner, OwnerType};
 pub use template::{Template, TemplateSpec, TemplateStatus};
 
 /// Serde helpers for API timestamps (RFC 3339, UTC, milliseconds).
@@ -25,8 +25,6 @@ pub mod millis {
     /// Accepts any RFC 3339 timestamp.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let raw = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&raw)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
+        DateTime::parse_from_rfc3339(&raw).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
     }
 }

@@ -37,5 +37,6 @@ pub trait EventSubscriber: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`.
-    async fn subscribe(&self, group: &str, names: &[&'static str]) -> Result<Box<dyn EventStream>, PortError>;
+    async fn subscribe(&self, group: &str, names: &[&'static str])
+    -> Result<Box<dyn EventStream>, PortError>;
 }

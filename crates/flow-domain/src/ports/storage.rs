@@ -40,7 +40,12 @@ pub trait FlowRepository: Send + Sync {
     /// # Errors
     /// MUST return `NotFound` when no flow has this id, `Conflict` when the revision differs,
     /// `AlreadyProcessed` (changing nothing) when `consumed` was already recorded.
-    async fn save<'a>(&self, flow: &Flow, events: &[Event], consumed: Option<&'a Consumed>) -> Result<(), PortError>;
+    async fn save<'a>(
+        &self,
+        flow: &Flow,
+        events: &[Event],
+        consumed: Option<&'a Consumed>,
+    ) -> Result<(), PortError>;
 
     /// Deletes the flow if its stored revision equals `flow.revision`; appends `events`.
     ///
@@ -149,7 +154,12 @@ pub trait UserRepository: Send + Sync {
     ///
     /// # Errors
     /// `NotFound`.
-    async fn save(&self, user: &User, password_hash: Option<String>, events: &[Event]) -> Result<(), PortError>;
+    async fn save(
+        &self,
+        user: &User,
+        password_hash: Option<String>,
+        events: &[Event],
+    ) -> Result<(), PortError>;
 
     /// Deletes the user and every token issued for it; appends events.
     ///
@@ -201,7 +211,11 @@ pub trait TokenRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Other`.
-    async fn find_valid(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<(AccessToken, User)>, PortError>;
+    async fn find_valid(
+        &self,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(AccessToken, User)>, PortError>;
 
     /// Pushes the token's expiry to `expires_at` (sliding expiry).
     ///

@@ -50,7 +50,11 @@ impl FlowService {
     /// # Errors
     /// `Forbidden` without `flows.write` and `flows.bulk`; `Validation` for an empty or
     /// oversized array.
-    pub async fn create_many(&self, actor: &Actor, items: &[Value]) -> ServiceResult<Vec<ServiceResult<Flow>>> {
+    pub async fn create_many(
+        &self,
+        actor: &Actor,
+        items: &[Value],
+    ) -> ServiceResult<Vec<ServiceResult<Flow>>> {
         actor.require(Permission::FlowsWrite)?;
         actor.require(Permission::FlowsBulk)?;
         check_bulk_size(items.len())?;
@@ -63,7 +67,8 @@ impl FlowService {
 
     async fn create_one(&self, actor: &Actor, body: &Value) -> ServiceResult<Flow> {
         let flow = self.build_new(actor, body)?;
-        let event = Event::flow_repo(names::FLOW_CREATED, flow.id, flow.tenant, actor.user_id, flow.created_at);
+        let event =
+            Event::flow_repo(names::FLOW_CREATED, flow.id, flow.tenant, actor.user_id, flow.created_at);
         self.flows.insert(&flow, &[event]).await?;
         Ok(flow)
     }
@@ -115,7 +120,8 @@ impl FlowService {
 
     /// Stores a flow built by [`FlowService::build_new`].
     pub(crate) async fn insert(&self, actor: &Actor, flow: &Flow) -> ServiceResult<()> {
-        let event = Event::flow_repo(names::FLOW_CREATED, flow.id, flow.tenant, actor.user_id, flow.created_at);
+        let event =
+            Event::flow_repo(names::FLOW_CREATED, flow.id, flow.tenant, actor.user_id, flow.created_at);
         Ok(self.flows.insert(flow, &[event]).await?)
     }
 
@@ -156,7 +162,13 @@ impl FlowService {
         self.update_one(actor, id, &body, NO_FLOW.to_string()).await
     }
 
-    async fn update_one(&self, actor: &Actor, id: FlowId, body: &Map<String, Value>, not_found: String) -> ServiceResult<Flow> {
+    async fn update_one(
+        &self,
+        actor: &Actor,
+        id: FlowId,
+        body: &Map<String, Value>,
+        not_found: String,
+    ) -> ServiceResult<Flow> {
         let mut key_errors = Errors::default();
         check_flow_keys(body, &mut key_errors);
         if let Err(errors) = key_errors.finish(()) {
@@ -207,7 +219,9 @@ impl FlowService {
                 next.revision += 1;
                 Ok(next)
             }
-            Err(PortError::Conflict) => Err(ServiceError::Conflict("The flow was changed concurrently; retry.".into())),
+            Err(PortError::Conflict) => {
+                Err(ServiceError::Conflict("The flow was changed concurrently; retry.".into()))
+            }
             Err(PortError::NotFound) => Err(ServiceError::NotFound(NO_FLOW.into())),
             Err(e) => Err(e.into()),
         }
@@ -222,7 +236,12 @@ impl FlowService {
         let items: Vec<Value> = match body {
             Value::Array(items) => items.clone(),
             Value::Object(_) => vec![body.clone()],
-            _ => return Err(ServiceError::invalid("body", "Expecting an array of partial flows, each with an id.")),
+            _ => {
+                return Err(ServiceError::invalid(
+                    "body",
+                    "Expecting an array of partial flows, each with an id.",
+                ));
+            }
         };
         check_bulk_size(items.len())?;
         let mut out = Vec::with_capacity(items.len());
@@ -249,10 +268,13 @@ impl FlowService {
         actor.require(Permission::FlowsWrite)?;
         let flow = self.visible(actor, parse_id(id)?).await?;
         transition(flow.status, &LifecycleInput::Edit).map_err(|r| ServiceError::Conflict(r.to_string()))?;
-        let event = Event::flow_repo(names::FLOW_DELETED, flow.id, flow.tenant, actor.user_id, self.clock.now());
+        let event =
+            Event::flow_repo(names::FLOW_DELETED, flow.id, flow.tenant, actor.user_id, self.clock.now());
         match self.flows.delete(&flow, &[event]).await {
             Ok(()) => Ok(()),
-            Err(PortError::Conflict) => Err(ServiceError::Conflict("The flow was changed concurrently; retry.".into())),
+            Err(PortError::Conflict) => {
+                Err(ServiceError::Conflict("The flow was changed concurrently; retry.".into()))
+            }
             Err(PortError::NotFound) => Err(ServiceError::NotFound(NO_FLOW.into())),
             Err(e) => Err(e.into()),
         }
@@ -298,10 +320,17 @@ impl FlowService {
         self.control_many(actor, body, LifecycleInput::Stop).await
     }
 
-    async fn control_many(&self, actor: &Actor, body: &Value, input: LifecycleInput) -> ServiceResult<Vec<MultipleOutcome>> {
+    async fn control_many(
+        &self,
+        actor: &Actor,
+        body: &Value,
+        input: LifecycleInput,
+    ) -> ServiceResult<Vec<MultipleOutcome>> {
         actor.require(Permission::FlowsControl)?;
         let ids: Vec<String> = match body.as_array() {
-            Some(items) if (1..=MAX_BULK_ITEMS).contains(&items.len()) && items.iter().all(Value::is_string) => {
+            Some(items)
+                if (1..=MAX_BULK_ITEMS).contains(&items.len()) && items.iter().all(Value::is_string) =>
+            {
                 items.iter().filter_map(|v| v.as_str().map(String::from)).collect()
             }
             _ => {

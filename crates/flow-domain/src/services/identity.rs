@@ -165,7 +165,9 @@ impl AuthService {
     pub async fn impersonate(&self, actor: &Actor, body: &Value) -> ServiceResult<IssuedToken> {
         let username = parse_impersonation(body).map_err(ServiceError::Validation)?;
         let Some(tenant) = actor.tenant.filter(|_| actor.permissions.grants(Permission::TenantAll)) else {
-            return Err(ServiceError::Forbidden("Only tenant administrators of a tenant can impersonate.".into()));
+            return Err(ServiceError::Forbidden(
+                "Only tenant administrators of a tenant can impersonate.".into(),
+            ));
         };
         let user = match self.users.find_end_user(tenant, &username).await? {
             Some(user) => user,
@@ -184,14 +186,15 @@ impl AuthService {
                     updated_at: now,
                 };
                 let event = Event::user_event(names::USER_CREATED, user.id, now);
-                match self.users.insert(&NewUser { user: user.clone(), password_hash: None }, &[event]).await {
+                match self.users.insert(&NewUser { user: user.clone(), password_hash: None }, &[event]).await
+                {
                     Ok(()) => user,
                     // Created concurrently by another request: use that one.
-                    Err(PortError::Duplicate(_)) => self
-                        .users
-                        .find_end_user(tenant, &username)
-                        .await?
-                        .ok_or_else(|| ServiceError::Conflict("The end user is being created; retry.".into()))?,
+                    Err(PortError::Duplicate(_)) => {
+                        self.users.find_end_user(tenant, &username).await?.ok_or_else(|| {
+                            ServiceError::Conflict("The end user is being created; retry.".into())
+                        })?
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -206,7 +209,11 @@ impl AuthService {
     ///
     /// # Errors
     /// Storage and hashing failures.
-    pub async fn ensure_first_admin(&self, username: &str, password: Option<&str>) -> ServiceResult<FirstAdmin> {
+    pub async fn ensure_first_admin(
+        &self,
+        username: &str,
+        password: Option<&str>,
+    ) -> ServiceResult<FirstAdmin> {
         if self.users.count().await? > 0 {
             return Ok(FirstAdmin::AlreadyPresent);
         }

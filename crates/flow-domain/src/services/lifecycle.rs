@@ -55,7 +55,8 @@ pub(crate) async fn drive(
                 return Ok(next);
             }
             Err(PortError::Conflict) => {
-                flow = repo.get(flow.id).await?.ok_or_else(|| ServiceError::NotFound("No flow found".into()))?;
+                flow =
+                    repo.get(flow.id).await?.ok_or_else(|| ServiceError::NotFound("No flow found".into()))?;
             }
             Err(PortError::AlreadyProcessed) => return Ok(flow),
             Err(PortError::NotFound) => return Err(ServiceError::NotFound("No flow found".into())),
@@ -81,7 +82,11 @@ impl LifecycleListener {
         [names::FLOW_STARTED, names::FLOW_STOPPED, names::FLOW_FAILED, names::USER_DELETED];
 
     /// A listener over the flow and template stores.
-    pub fn new(flows: Arc<dyn FlowRepository>, templates: Arc<dyn TemplateRepository>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        flows: Arc<dyn FlowRepository>,
+        templates: Arc<dyn TemplateRepository>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self { flows, templates, clock }
     }
 
@@ -110,7 +115,8 @@ impl LifecycleListener {
     /// `iam.user.deleted`: removes the user from every owners list; stops active flows left
     /// with no owner.
     async fn remove_user(&self, event: &Event) -> ServiceResult<()> {
-        let Some(user) = event.payload.get("id").and_then(|v| v.as_str()).and_then(|s| s.parse::<UserId>().ok())
+        let Some(user) =
+            event.payload.get("id").and_then(|v| v.as_str()).and_then(|s| s.parse::<UserId>().ok())
         else {
             return Ok(());
         };
@@ -123,7 +129,9 @@ impl LifecycleListener {
                 Err(e) => return Err(e.into()),
             }
             if flow.owners.is_empty() && matches!(flow.status, FlowStatus::Active | FlowStatus::Starting) {
-                drive(self.flows.as_ref(), self.clock.as_ref(), flow, &LifecycleInput::Stop, None, None).await.ok();
+                drive(self.flows.as_ref(), self.clock.as_ref(), flow, &LifecycleInput::Stop, None, None)
+                    .await
+                    .ok();
             }
         }
         for mut template in self.templates.list_owned_by(user.0).await? {

@@ -31,7 +31,10 @@ pub(crate) fn resolve(
     if !actor.is_admin() {
         for (i, owner) in owners.iter().enumerate() {
             if owner.owner_type == OwnerType::Tenant && Some(owner.id) != actor.tenant.map(|t| t.0) {
-                errors.push(FieldError::at(format!("owners[{i}].id"), "Only your own tenant can be named as a tenant owner."));
+                errors.push(FieldError::at(
+                    format!("owners[{i}].id"),
+                    "Only your own tenant can be named as a tenant owner.",
+                ));
             }
         }
     }

@@ -12,7 +12,9 @@ use crate::permission::Permission;
 use crate::ports::TemplateRepository;
 use crate::query::{Page, Params, parse_id, parse_template_query};
 use crate::time::Clock;
-use crate::validate::template::{READ_ONLY_FIELDS, WRITABLE_FIELDS, check_template_keys, parse_template_document};
+use crate::validate::template::{
+    READ_ONLY_FIELDS, WRITABLE_FIELDS, check_template_keys, parse_template_document,
+};
 use crate::validate::{Errors, reject_unknown};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -32,7 +34,11 @@ pub struct TemplateService {
 
 impl TemplateService {
     /// A service over the template store; generated flows go through `flows`.
-    pub fn new(templates: Arc<dyn TemplateRepository>, flows: Arc<FlowService>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        templates: Arc<dyn TemplateRepository>,
+        flows: Arc<FlowService>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self { templates, flows, clock }
     }
 
@@ -53,8 +59,8 @@ impl TemplateService {
     pub async fn create(&self, actor: &Actor, body: &Value) -> ServiceResult<Template> {
         actor.require(Permission::TemplatesWrite)?;
         let doc = parse_template_document(body).map_err(ServiceError::Validation)?;
-        let (tenant, owners) =
-            ownership::resolve(actor, doc.tenant, doc.owners, None, true).map_err(ServiceError::Validation)?;
+        let (tenant, owners) = ownership::resolve(actor, doc.tenant, doc.owners, None, true)
+            .map_err(ServiceError::Validation)?;
         let now = self.clock.now();
         let template = Template {
             id: TemplateId::new(),
@@ -118,8 +124,9 @@ impl TemplateService {
             }
         }
         let doc = parse_template_document(&Value::Object(merged)).map_err(ServiceError::Validation)?;
-        let (tenant, owners) = ownership::resolve(actor, doc.tenant, doc.owners, Some(template.tenant), false)
-            .map_err(ServiceError::Validation)?;
+        let (tenant, owners) =
+            ownership::resolve(actor, doc.tenant, doc.owners, Some(template.tenant), false)
+                .map_err(ServiceError::Validation)?;
         let now = self.clock.now();
         let mut next = template;
         next.spec = doc.spec;
@@ -144,8 +151,13 @@ impl TemplateService {
                 "Template is published. Only draft templates can be deleted.".into(),
             ));
         }
-        let event =
-            Event::template_repo(names::TEMPLATE_DELETED, template.id, template.tenant, actor.user_id, self.clock.now());
+        let event = Event::template_repo(
+            names::TEMPLATE_DELETED,
+            template.id,
+            template.tenant,
+            actor.user_id,
+            self.clock.now(),
+        );
         save_result(self.templates.delete(&template, &[event]).await)
     }
 
@@ -191,7 +203,9 @@ impl TemplateService {
 fn save_result(result: Result<(), PortError>) -> ServiceResult<()> {
     match result {
         Ok(()) => Ok(()),
-        Err(PortError::Conflict) => Err(ServiceError::Conflict("The template was changed concurrently; retry.".into())),
+        Err(PortError::Conflict) => {
+            Err(ServiceError::Conflict("The template was changed concurrently; retry.".into()))
+        }
         Err(PortError::NotFound) => Err(ServiceError::NotFound(NO_TEMPLATE.into())),
         Err(e) => Err(e.into()),
     }

@@ -95,7 +95,8 @@ mod tests {
 
     #[test]
     fn limits_per_user_and_per_address() {
-        let t = LoginThrottle::new(ThrottleConfig { window: Duration::seconds(60), per_user: 2, per_address: 3 });
+        let t =
+            LoginThrottle::new(ThrottleConfig { window: Duration::seconds(60), per_user: 2, per_address: 3 });
         let now = Utc::now();
         t.record_failure("a", Some("ip"), now);
         assert_eq!(t.retry_after("a", Some("ip"), now), None);

@@ -71,7 +71,9 @@ impl UserService {
             actor.tenant
         };
         if let Some(held) = input.permissions.iter().find(|p| !actor.permissions.grants(**p)) {
-            return Err(ServiceError::Forbidden(format!("You cannot grant the permission {held} you do not hold.")));
+            return Err(ServiceError::Forbidden(format!(
+                "You cannot grant the permission {held} you do not hold."
+            )));
         }
         if let Some(t) = tenant {
             if self.tenants.get(t).await?.is_none() {
@@ -98,7 +100,9 @@ impl UserService {
         let event = Event::user_event(names::USER_CREATED, user.id, now);
         match self.users.insert(&NewUser { user: user.clone(), password_hash }, &[event]).await {
             Ok(()) => Ok(user),
-            Err(PortError::Duplicate(_)) => Err(ServiceError::Conflict("A user with this username already exists.".into())),
+            Err(PortError::Duplicate(_)) => {
+                Err(ServiceError::Conflict("A user with this username already exists.".into()))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -108,7 +112,10 @@ impl UserService {
     /// # Errors
     /// `Unauthenticated` when the account vanished.
     pub async fn me(&self, actor: &Actor) -> ServiceResult<User> {
-        self.users.get(actor.user_id).await?.ok_or_else(|| ServiceError::Unauthenticated("Account no longer exists.".into()))
+        self.users
+            .get(actor.user_id)
+            .await?
+            .ok_or_else(|| ServiceError::Unauthenticated("Account no longer exists.".into()))
     }
 
     /// `GET /api/users/{id}`: oneself, or with `tenant.account.read` in one's tenant.
@@ -144,7 +151,9 @@ impl UserService {
         let mut user = self.visible(actor, id).await?;
         if let Some(perms) = &patch.permissions {
             if let Some(p) = perms.iter().find(|p| !actor.permissions.grants(**p)) {
-                return Err(ServiceError::Forbidden(format!("You cannot grant the permission {p} you do not hold.")));
+                return Err(ServiceError::Forbidden(format!(
+                    "You cannot grant the permission {p} you do not hold."
+                )));
             }
             user.permissions = perms.clone();
         }
@@ -212,7 +221,9 @@ impl TenantService {
         let tenant = Tenant { id: TenantId::new(), name, created_at: now, updated_at: now };
         match self.tenants.insert(&tenant).await {
             Ok(()) => Ok(tenant),
-            Err(PortError::Duplicate(_)) => Err(ServiceError::Conflict("A tenant with this name already exists.".into())),
+            Err(PortError::Duplicate(_)) => {
+                Err(ServiceError::Conflict("A tenant with this name already exists.".into()))
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -209,18 +209,25 @@ mod tests {
     #[test]
     fn graph_shape_rules() {
         let node = |id: &str| json!({"id": id, "componentId": "c", "function": "f"});
-        let g = |nodes: Vec<Value>, edges: Value| json!({"name": "n", "graph": {"nodes": nodes, "edges": edges}});
-        assert!(messages(json!({"name": "n"})).contains(&(Some("graph".into()), "Flows require a graph.".into())));
+        let g =
+            |nodes: Vec<Value>, edges: Value| json!({"name": "n", "graph": {"nodes": nodes, "edges": edges}});
+        assert!(
+            messages(json!({"name": "n"})).contains(&(Some("graph".into()), "Flows require a graph.".into()))
+        );
         assert!(messages(g(vec![], json!([]))).iter().any(|(_, m)| m == "Flows require at least one node."));
-        assert!(messages(g(vec![node("a"), node("b")], json!([])))
-            .iter()
-            .any(|(_, m)| m == "Flows with more than one node require edges."));
+        assert!(
+            messages(g(vec![node("a"), node("b")], json!([])))
+                .iter()
+                .any(|(_, m)| m == "Flows with more than one node require edges.")
+        );
         let cycle = json!([{"source": "a", "target": "b"}, {"source": "b", "target": "a"}]);
         assert!(messages(g(vec![node("a"), node("b")], cycle)).iter().any(|(_, m)| m.contains("cycle")));
         let two_triggers = json!([{"source": "a", "target": "c"}, {"source": "b", "target": "c"}]);
-        assert!(messages(g(vec![node("a"), node("b"), node("c")], two_triggers))
-            .iter()
-            .any(|(_, m)| m.contains("exactly one trigger")));
+        assert!(
+            messages(g(vec![node("a"), node("b"), node("c")], two_triggers))
+                .iter()
+                .any(|(_, m)| m.contains("exactly one trigger"))
+        );
         let long = "x".repeat(31);
         assert!(messages(g(vec![node(&long)], json!([]))).iter().any(|(_, m)| m.contains("at most 30")));
     }

@@ -71,7 +71,8 @@ fn parse_node(i: usize, value: &Value, errors: &mut Errors) -> Option<Node> {
     let id = req_string(obj, "id", &prefix, "Flow nodes require an id.", errors);
     if let Some(id) = &id {
         if id.chars().count() > MAX_NODE_ID_LEN {
-            errors.add(path(&prefix, "id"), format!("Node ids must be at most {MAX_NODE_ID_LEN} characters."));
+            errors
+                .add(path(&prefix, "id"), format!("Node ids must be at most {MAX_NODE_ID_LEN} characters."));
         }
     }
     let component_id = req_string(obj, "componentId", &prefix, "Flow nodes require a componentId.", errors);
@@ -99,12 +100,7 @@ fn parse_edge(i: usize, value: &Value, errors: &mut Errors) -> Option<Edge> {
     let source = req_string(obj, "source", &prefix, "Flow edges require a source.", errors);
     let target = req_string(obj, "target", &prefix, "Flow edges require a target.", errors);
     let config = parse_edge_config(obj, &prefix, errors);
-    Some(Edge {
-        id: opt_string(obj, "id", &prefix, errors),
-        source: source?,
-        target: target?,
-        config,
-    })
+    Some(Edge { id: opt_string(obj, "id", &prefix, errors), source: source?, target: target?, config })
 }
 
 fn parse_edge_config(edge: &Map<String, Value>, prefix: &str, errors: &mut Errors) -> EdgeConfig {

@@ -64,7 +64,12 @@ impl UserPatch {
     }
 }
 
-fn object<'a>(doc: &'a Value, what: &str, allowed: &[&str], errors: &mut Errors) -> Option<&'a Map<String, Value>> {
+fn object<'a>(
+    doc: &'a Value,
+    what: &str,
+    allowed: &[&str],
+    errors: &mut Errors,
+) -> Option<&'a Map<String, Value>> {
     let obj = as_object(doc, what, errors)?;
     reject_unknown(obj, allowed, "", errors);
     Some(obj)
@@ -229,8 +234,10 @@ mod tests {
         for f in ["username", "password", "permissions[0]", "x"] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
-        let ok = parse_new_user(&json!({"username": "a@b.c", "password": "longenough", "permissions": ["icenter.read"]}))
-            .expect("valid");
+        let ok = parse_new_user(
+            &json!({"username": "a@b.c", "password": "longenough", "permissions": ["icenter.read"]}),
+        )
+        .expect("valid");
         assert_eq!(ok.permissions, vec![Permission::ExecutionsRead]);
         assert!(ok.can_login);
     }

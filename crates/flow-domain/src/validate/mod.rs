@@ -39,7 +39,11 @@ pub(crate) fn path(prefix: &str, key: &str) -> String {
 }
 
 /// The document as an object, or a general error.
-pub(crate) fn as_object<'a>(doc: &'a Value, what: &str, errors: &mut Errors) -> Option<&'a Map<String, Value>> {
+pub(crate) fn as_object<'a>(
+    doc: &'a Value,
+    what: &str,
+    errors: &mut Errors,
+) -> Option<&'a Map<String, Value>> {
     let obj = doc.as_object();
     if obj.is_none() {
         errors.general(format!("The {what} must be a JSON object."));
@@ -57,7 +61,12 @@ pub(crate) fn reject_unknown(obj: &Map<String, Value>, allowed: &[&str], prefix:
 }
 
 /// An optional string (absent or `null` give `None`).
-pub(crate) fn opt_string(obj: &Map<String, Value>, key: &str, prefix: &str, errors: &mut Errors) -> Option<String> {
+pub(crate) fn opt_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    prefix: &str,
+    errors: &mut Errors,
+) -> Option<String> {
     match obj.get(key) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -90,7 +99,12 @@ pub(crate) fn req_string(
 }
 
 /// An optional object (absent or `null` give an empty map).
-pub(crate) fn opt_object(obj: &Map<String, Value>, key: &str, prefix: &str, errors: &mut Errors) -> Map<String, Value> {
+pub(crate) fn opt_object(
+    obj: &Map<String, Value>,
+    key: &str,
+    prefix: &str,
+    errors: &mut Errors,
+) -> Map<String, Value> {
     match obj.get(key) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -102,7 +116,12 @@ pub(crate) fn opt_object(obj: &Map<String, Value>, key: &str, prefix: &str, erro
 }
 
 /// An optional boolean.
-pub(crate) fn opt_bool(obj: &Map<String, Value>, key: &str, prefix: &str, errors: &mut Errors) -> Option<bool> {
+pub(crate) fn opt_bool(
+    obj: &Map<String, Value>,
+    key: &str,
+    prefix: &str,
+    errors: &mut Errors,
+) -> Option<bool> {
     match obj.get(key) {
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(*b),

@@ -8,9 +8,8 @@ use crate::model::{FlowType, Owner, TemplateSpec, TemplateStatus};
 use serde_json::{Map, Value};
 
 /// Fields a client may write.
-pub const WRITABLE_FIELDS: &[&str] = &[
-    "name", "description", "type", "cron", "graph", "flowSettings", "tags", "status", "owners", "tenant",
-];
+pub const WRITABLE_FIELDS: &[&str] =
+    &["name", "description", "type", "cron", "graph", "flowSettings", "tags", "status", "owners", "tenant"];
 /// Fields a client may send back unchanged; never taken from a body.
 pub const READ_ONLY_FIELDS: &[&str] = &["id", "createdAt", "updatedAt"];
 
@@ -92,9 +91,7 @@ pub fn parse_template_document(doc: &Value) -> Result<TemplateDocument, Vec<Fiel
     };
     let status = match obj.get("status") {
         None | Some(Value::Null) => TemplateStatus::default(),
-        Some(Value::String(s)) if s == "draft" || s == "published" => {
-            s.parse().unwrap_or_default()
-        }
+        Some(Value::String(s)) if s == "draft" || s == "published" => s.parse().unwrap_or_default(),
         Some(_) => {
             errors.add("status", "Template status must be draft or published.");
             TemplateStatus::default()

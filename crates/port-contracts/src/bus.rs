@@ -1,0 +1,1 @@
+//! Event-bus contract: EventPublisher + EventSubscriber.
