@@ -1,1 +1,71 @@
-//! placeholder
+//! FlowMate's driving adapter: the REST API over the domain's use cases.
+//!
+//! [`router`] builds the complete application: every route of the API (handlers parse, call one
+//! use case, render), the error envelope for every failure including axum's own rejections and
+//! unknown routes, the body limit, the request id (`x-request-id`, echoed on every response and
+//! carried by a tracing span per request), and the OpenAPI document with Swagger UI.
+
+mod envelope;
+mod error;
+mod extract;
+mod openapi;
+mod request_id;
+mod routes;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+pub use envelope::{Data, List, ListMeta};
+pub use error::{ApiError, ErrorBody, ErrorEntry};
+pub use extract::{INVALID_AUTHORIZATION, MISSING_AUTHORIZATION};
+pub use openapi::openapi;
+pub use request_id::REQUEST_ID_HEADER;
+pub use state::{AppState, DEFAULT_BODY_LIMIT_BYTES, HttpConfig};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::{Level, Span};
+use utoipa_swagger_ui::SwaggerUi;
+
+/// Where Swagger UI is served.
+pub const DOCS_PATH: &str = "/api-docs";
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
+
+/// The complete application over `state`.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = openapi::api_router().split_for_parts();
+    let body_limit = state.config.body_limit_bytes;
+    api.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi::finish(doc)))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(DefaultOnResponse::new().level(Level::INFO))
+                        // Failures are logged once, with their cause, by the error renderer.
+                        .on_failure(()),
+                )
+                .layer(axum::middleware::from_fn(request_id::scope)),
+        )
+        .with_state(state)
+}
+
+fn request_span<B>(req: &Request<B>) -> Span {
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %request_id::of_request(req),
+    )
+}

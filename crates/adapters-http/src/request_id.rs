@@ -1,0 +1,49 @@
+//! The request id: taken from `x-request-id` when the client sent one, else a new UUID; echoed
+//! on every response, carried by the request's tracing span, and made available to the error
+//! renderer (5xx bodies quote it) through a task-local scoped around each request.
+
+use axum::extract::Request;
+use axum::http::HeaderName;
+use axum::middleware::Next;
+use axum::response::Response;
+use tower_http::request_id::RequestId;
+
+/// The header carrying the request id, in and out.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static CURRENT: String;
+}
+
+/// The id of the request being handled, if called while handling one.
+pub fn current() -> Option<String> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// The request id of `req` as text (set by `SetRequestIdLayer` before this runs).
+pub fn of_request<B>(req: &axum::http::Request<B>) -> String {
+    req.extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .or_else(|| req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Middleware: runs the rest of the request with its id in scope for [`current`].
+pub async fn scope(req: Request, next: Next) -> Response {
+    let id = of_request(&req);
+    CURRENT.scope(id, next.run(req)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn current_is_scoped() {
+        assert_eq!(current(), None);
+        let seen = CURRENT.scope("abc".to_string(), async { current() }).await;
+        assert_eq!(seen.as_deref(), Some("abc"));
+    }
+}
