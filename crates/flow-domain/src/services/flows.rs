@@ -85,10 +85,10 @@ impl FlowService {
             }
         };
         let Some(doc) = doc else { return Err(ServiceError::Validation(errors)) };
-        if let Some(status) = &doc.status {
-            if !status_matches(status, FlowStatus::Inactive) {
-                errors.push(FieldError::at("status", STATUS_IS_READ_ONLY));
-            }
+        if let Some(status) = &doc.status
+            && !status_matches(status, FlowStatus::Inactive)
+        {
+            errors.push(FieldError::at("status", STATUS_IS_READ_ONLY));
         }
         let ownership = ownership::resolve(actor, doc.tenant, doc.owners, None, true);
         let (tenant, owners) = match ownership {
@@ -180,10 +180,10 @@ impl FlowService {
         };
         transition(flow.status, &LifecycleInput::Edit).map_err(|r| ServiceError::Conflict(r.to_string()))?;
         let mut errors = Vec::new();
-        if let Some(status) = body.get("status") {
-            if !status_matches(status, flow.status) {
-                errors.push(FieldError::at("status", STATUS_IS_READ_ONLY));
-            }
+        if let Some(status) = body.get("status")
+            && !status_matches(status, flow.status)
+        {
+            errors.push(FieldError::at("status", STATUS_IS_READ_ONLY));
         }
         let mut merged = editable_document(&flow);
         for (key, value) in body {

@@ -75,10 +75,10 @@ impl UserService {
                 "You cannot grant the permission {held} you do not hold."
             )));
         }
-        if let Some(t) = tenant {
-            if self.tenants.get(t).await?.is_none() {
-                return Err(ServiceError::invalid("tenant", "No tenant with this id exists."));
-            }
+        if let Some(t) = tenant
+            && self.tenants.get(t).await?.is_none()
+        {
+            return Err(ServiceError::invalid("tenant", "No tenant with this id exists."));
         }
         let password_hash = match &input.password {
             Some(p) => Some(self.hasher.hash(p).await?),

@@ -74,10 +74,10 @@ fn parse_spec(obj: &Map<String, Value>, errors: &mut Errors) -> Option<FlowSpec>
         }
     };
     let cron = opt_string(obj, "cron", "", errors).filter(|c| !c.trim().is_empty());
-    if let Some(expr) = &cron {
-        if let Err(message) = parse_cron(expr) {
-            errors.add("cron", message);
-        }
+    if let Some(expr) = &cron
+        && let Err(message) = parse_cron(expr)
+    {
+        errors.add("cron", message);
     }
     let flow_settings = opt_object(obj, "flowSettings", "", errors);
     let graph = parse_graph(obj.get("graph"), errors);

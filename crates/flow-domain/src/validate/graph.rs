@@ -69,11 +69,10 @@ fn parse_node(i: usize, value: &Value, errors: &mut Errors) -> Option<Node> {
     };
     reject_unknown(obj, NODE_FIELDS, &prefix, errors);
     let id = req_string(obj, "id", &prefix, "Flow nodes require an id.", errors);
-    if let Some(id) = &id {
-        if id.chars().count() > MAX_NODE_ID_LEN {
-            errors
-                .add(path(&prefix, "id"), format!("Node ids must be at most {MAX_NODE_ID_LEN} characters."));
-        }
+    if let Some(id) = &id
+        && id.chars().count() > MAX_NODE_ID_LEN
+    {
+        errors.add(path(&prefix, "id"), format!("Node ids must be at most {MAX_NODE_ID_LEN} characters."));
     }
     let component_id = req_string(obj, "componentId", &prefix, "Flow nodes require a componentId.", errors);
     let function = req_string(obj, "function", &prefix, "Flow nodes require a function.", errors);

@@ -126,10 +126,10 @@ fn parse_status(value: Option<&Value>, errors: &mut Errors) -> Option<UserStatus
 }
 
 fn check_password(password: &Option<String>, errors: &mut Errors) {
-    if let Some(p) = password {
-        if p.chars().count() < MIN_PASSWORD_LEN {
-            errors.add("password", format!("password must have at least {MIN_PASSWORD_LEN} characters."));
-        }
+    if let Some(p) = password
+        && p.chars().count() < MIN_PASSWORD_LEN
+    {
+        errors.add("password", format!("password must have at least {MIN_PASSWORD_LEN} characters."));
     }
 }
 

@@ -49,10 +49,10 @@ pub fn parse_template_document(doc: &Value) -> Result<TemplateDocument, Vec<Fiel
         }),
     };
     let cron = opt_string(obj, "cron", "", &mut errors).filter(|c| !c.trim().is_empty());
-    if let Some(expr) = &cron {
-        if let Err(message) = parse_cron(expr) {
-            errors.add("cron", message);
-        }
+    if let Some(expr) = &cron
+        && let Err(message) = parse_cron(expr)
+    {
+        errors.add("cron", message);
     }
     let graph = match obj.get("graph") {
         Some(Value::Object(g)) => {
