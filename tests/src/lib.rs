@@ -1,1 +1,211 @@
-//! placeholder
+//! Test harness for the cross-crate suites: the real application (SQLite file in a temp dir,
+//! in-process bus, engine) built through `flowmate::wiring`, driven in-process with
+//! `tower::ServiceExt::oneshot`, plus helpers to create tenants, users and flows.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use clap::Parser;
+use flowmate::config::Cli;
+use flowmate::wiring::{self, App};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tower::ServiceExt;
+
+/// The first admin's password in every test application.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// A response: status, headers, JSON body (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Parsed body.
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `errors[].message` strings of an error envelope.
+    pub fn messages(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errs| errs.iter().filter_map(|e| e["message"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    }
+    /// The `errors[].field` paths of an error envelope.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errs| errs.iter().filter_map(|e| e["field"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A running application with its own database.
+pub struct TestApp {
+    app: Option<App>,
+    router: Router,
+    _dir: tempfile::TempDir,
+    /// Bearer token of the first admin.
+    pub admin: String,
+}
+
+impl TestApp {
+    /// Starts a fresh application and logs the admin in.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts a fresh application with extra command-line settings.
+    pub async fn spawn_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = format!("sqlite://{}", dir.path().join("flowmate.db").display());
+        let mut args = vec![
+            "flowmate",
+            "--database-url",
+            &db,
+            "--admin-password",
+            ADMIN_PASSWORD,
+            "--argon2-memory-kib",
+            "64",
+            "--argon2-iterations",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let cli = Cli::parse_from(args);
+        let app = wiring::start(&cli.config).await.expect("application starts");
+        let router = app.router.clone();
+        let mut test = Self { app: Some(app), router, _dir: dir, admin: String::new() };
+        test.admin = test.login("admin", ADMIN_PASSWORD).await;
+        test
+    }
+
+    /// Sends one request.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => builder
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .expect("request"),
+            None => builder.body(Body::empty()).expect("request"),
+        };
+        self.send(request).await
+    }
+
+    /// Sends a prepared request.
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.expect("router answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, headers, body }
+    }
+
+    /// `GET` with a token.
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+    /// `POST` JSON with a token.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+    /// `POST` without a body.
+    pub async fn post_empty(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::POST, path, Some(token), None).await
+    }
+    /// `PATCH` JSON with a token.
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+    /// `DELETE` with a token.
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Logs in and returns the token (panics unless 200).
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let reply = self
+            .call(Method::POST, "/login", None, Some(json!({"username": username, "password": password})))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "login of {username}: {:?}", reply.body);
+        reply.body["token"].as_str().expect("token").to_string()
+    }
+
+    /// Creates a tenant as admin; returns its id.
+    pub async fn tenant(&self, name: &str) -> String {
+        let reply = self.post("/api/tenants", &self.admin, json!({"name": name})).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        reply.body["data"]["id"].as_str().expect("tenant id").to_string()
+    }
+
+    /// Creates a user of `tenant` with `permissions` as admin and logs it in: (id, token).
+    pub async fn user(&self, tenant: Option<&str>, permissions: &[&str]) -> (String, String) {
+        let username = format!("user-{}@example.com", uuid::Uuid::now_v7().simple());
+        let body = json!({
+            "username": username, "password": "long-enough-password",
+            "tenant": tenant, "permissions": permissions,
+        });
+        let reply = self.post("/api/users", &self.admin, body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        let id = reply.body["data"]["id"].as_str().expect("user id").to_string();
+        let token = self.login(&username, "long-enough-password").await;
+        (id, token)
+    }
+
+    /// Creates a valid flow as `token`; returns its id.
+    pub async fn flow(&self, token: &str, name: &str) -> String {
+        let reply = self.post("/flows", token, flow_body(name)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        reply.body["data"]["id"].as_str().expect("flow id").to_string()
+    }
+
+    /// Polls `GET /flows/{id}` until its status is `status` (deadline 10 s).
+    pub async fn wait_for_status(&self, token: &str, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let reply = self.get(&format!("/flows/{id}"), token).await;
+            if reply.body["data"]["status"] == status {
+                return reply.body["data"].clone();
+            }
+            assert!(Instant::now() < deadline, "flow {id} never became {status}: {:?}", reply.body);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops the background workers.
+    pub async fn shutdown(mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+}
+
+/// A valid two-node flow document (webhook -> jq).
+pub fn flow_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "description": format!("{name} description"),
+        "graph": {
+            "nodes": [
+                {"id": "in", "componentId": "webhook", "function": "receive"},
+                {"id": "add", "componentId": "jq", "function": "transform", "fields": {"program": ".data"}}
+            ],
+            "edges": [{"source": "in", "target": "add"}]
+        }
+    })
+}
+
+/// A valid template document.
+pub fn template_body(name: &str) -> Value {
+    let mut body = flow_body(name);
+    body["tags"] = json!(["premium"]);
+    body
+}

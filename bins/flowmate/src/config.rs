@@ -1,0 +1,232 @@
+//! Configuration: one clap struct read from flags and `FLOWMATE_*` variables, validated into
+//! typed backend choices at start.
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// FlowMate: an integration platform. Flows (graphs of component nodes) are started and
+/// stopped through an event bus and run on webhooks or cron.
+///
+/// With no configuration at all, `flowmate` serves on 127.0.0.1:3000 with a SQLite file
+/// `flowmate.db` in the working directory, the in-process event bus and the engine in the same
+/// process, and creates a first admin (its generated password is printed once).
+#[derive(Debug, Parser)]
+#[command(name = "flowmate", version, about, long_about)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API and run the engine (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// User commands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user who can log in. The password is read from FLOWMATE_NEW_USER_PASSWORD or,
+    /// when unset, from the first line of standard input.
+    Create {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// Comma-separated permissions (e.g. `flows.read,flows.write`; `all` for an admin).
+        #[arg(long, value_delimiter = ',', default_value = "all")]
+        permissions: Vec<String>,
+        /// Tenant id the user belongs to (none by default).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+/// Which process role to play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// API and engine in one process.
+    All,
+    /// HTTP API, outbox relay and flows-side consumers only.
+    Api,
+    /// Engine only (orchestrator, executions, scheduler).
+    Worker,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings (every flag also reads its `FLOWMATE_*` variable).
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "FLOWMATE_LISTEN", default_value = "127.0.0.1:3000", global = true)]
+    pub listen: SocketAddr,
+    /// Storage: `sqlite://PATH` (default `sqlite://flowmate.db`) or `postgres://...`.
+    #[arg(long, env = "FLOWMATE_DATABASE_URL", default_value = "sqlite://flowmate.db", global = true)]
+    pub database_url: String,
+    /// Kafka bootstrap servers (`host:port,...`); unset: the in-process event bus.
+    #[arg(long, env = "FLOWMATE_KAFKA_BROKERS", global = true)]
+    pub kafka_brokers: Option<String>,
+    /// Process role: all, api or worker.
+    #[arg(long, env = "FLOWMATE_ROLE", value_enum, default_value = "all", global = true)]
+    pub role: Role,
+    /// Username of the first admin, created at start when no user exists.
+    #[arg(long, env = "FLOWMATE_ADMIN_USERNAME", default_value = "admin", global = true)]
+    pub admin_username: String,
+    /// Password of the first admin; unset: a generated one is printed once to the log.
+    #[arg(long, env = "FLOWMATE_ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    pub admin_password: Option<String>,
+    /// Let components call loopback, private and link-local addresses.
+    #[arg(long, env = "FLOWMATE_ALLOW_PRIVATE_NETWORKS", default_value_t = false, global = true)]
+    pub allow_private_networks: bool,
+    /// Log filter (tracing env-filter syntax, e.g. `info,flow_engine=debug`).
+    #[arg(long, env = "FLOWMATE_LOG", default_value = "info", global = true)]
+    pub log: String,
+    /// Log format: text or json.
+    #[arg(long, env = "FLOWMATE_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    /// Bearer-token lifetime after its last use, in seconds.
+    #[arg(long, env = "FLOWMATE_TOKEN_TTL_SECS", default_value_t = 10_800, global = true)]
+    pub token_ttl_secs: u64,
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, env = "FLOWMATE_BODY_LIMIT_BYTES", default_value_t = 10 * 1024 * 1024, global = true)]
+    pub body_limit_bytes: usize,
+    /// Seconds a flow may stay `starting`/`stopping` before the watchdog re-publishes its event.
+    #[arg(long, env = "FLOWMATE_WATCHDOG_DEADLINE_SECS", default_value_t = 60, global = true)]
+    pub watchdog_deadline_secs: u64,
+    /// Re-publications by the watchdog before a stuck flow is set `inactive` with the reason.
+    #[arg(long, env = "FLOWMATE_WATCHDOG_MAX_ATTEMPTS", default_value_t = 3, global = true)]
+    pub watchdog_max_attempts: u32,
+    /// SQLite durability: `full` (fsync at every commit) or `normal` (WAL; survives process
+    /// crashes, may lose the last commits on power loss).
+    #[arg(long, env = "FLOWMATE_SQLITE_SYNCHRONOUS", value_enum, default_value = "full", global = true)]
+    pub sqlite_synchronous: SqliteSync,
+    /// Argon2id memory cost in KiB for password hashes (OWASP minimum: 19456).
+    #[arg(long, env = "FLOWMATE_ARGON2_MEMORY_KIB", default_value_t = 19_456, global = true)]
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations for password hashes.
+    #[arg(long, env = "FLOWMATE_ARGON2_ITERATIONS", default_value_t = 2, global = true)]
+    pub argon2_iterations: u32,
+    /// Seconds in-flight requests get to finish after SIGTERM / Ctrl-C.
+    #[arg(long, env = "FLOWMATE_SHUTDOWN_GRACE_SECS", default_value_t = 20, global = true)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// SQLite `synchronous` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSync {
+    /// fsync at every commit.
+    Full,
+    /// fsync at checkpoints.
+    Normal,
+}
+
+/// Where data is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// A SQLite file (the embedded default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL server.
+    Postgres(String),
+}
+
+/// Which event bus connects API and engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    /// Tokio channels inside this process.
+    InProcess,
+    /// An Apache Kafka cluster.
+    Kafka(String),
+}
+
+impl Config {
+    /// The storage backend named by `database_url`.
+    ///
+    /// # Errors
+    /// An unsupported URL scheme.
+    pub fn storage(&self) -> anyhow::Result<Storage> {
+        let url = self.database_url.trim();
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                bail!("FLOWMATE_DATABASE_URL: sqlite:// needs a file path");
+            }
+            return Ok(Storage::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Storage::Postgres(url.to_string()));
+        }
+        bail!("FLOWMATE_DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})")
+    }
+
+    /// The event bus named by `kafka_brokers`.
+    pub fn bus(&self) -> Bus {
+        match self.kafka_brokers.as_deref().map(str::trim) {
+            Some(brokers) if !brokers.is_empty() => Bus::Kafka(brokers.to_string()),
+            _ => Bus::InProcess,
+        }
+    }
+
+    /// Checks the combination of settings this build supports.
+    ///
+    /// # Errors
+    /// What is wrong, in words an operator can act on.
+    pub fn validate(&self) -> anyhow::Result<(Storage, Bus)> {
+        let storage = self.storage().context("invalid storage configuration")?;
+        let bus = self.bus();
+        if let Storage::Postgres(_) = storage {
+            bail!("PostgreSQL storage is not available in this build yet; use sqlite://PATH");
+        }
+        if let Bus::Kafka(_) = bus {
+            bail!("the Kafka event bus is not available in this build yet; unset FLOWMATE_KAFKA_BROKERS");
+        }
+        if self.role != Role::All && bus == Bus::InProcess {
+            bail!("FLOWMATE_ROLE={:?} needs a shared event bus (FLOWMATE_KAFKA_BROKERS); the in-process bus only works with role all", self.role);
+        }
+        if self.token_ttl_secs == 0 || self.body_limit_bytes == 0 || self.watchdog_deadline_secs == 0 {
+            bail!("FLOWMATE_TOKEN_TTL_SECS, FLOWMATE_BODY_LIMIT_BYTES and FLOWMATE_WATCHDOG_DEADLINE_SECS must be positive");
+        }
+        Ok((storage, bus))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let mut all = vec!["flowmate"];
+        all.extend_from_slice(args);
+        Cli::parse_from(all).config
+    }
+
+    #[test]
+    fn embedded_default_needs_no_configuration() {
+        let c = config(&[]);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.validate().ok(), Some((Storage::Sqlite("flowmate.db".into()), Bus::InProcess)));
+    }
+
+    #[test]
+    fn rejects_unknown_storage_and_lonely_roles() {
+        assert!(config(&["--database-url", "mysql://x"]).validate().is_err());
+        assert!(config(&["--role", "worker"]).validate().is_err());
+    }
+}
