@@ -1,1 +1,20 @@
-//! placeholder
+//! FlowMate's engine: runs flows. This crate holds the component catalogue, the orchestrator
+//! that deploys and undeploys flows on lifecycle events, the registry of live triggers, and
+//! the background loops (outbox relay, event consumers, watchdog).
+//!
+//! It depends on `flow-domain`'s ports only; storage and bus adapters are plugged in by the
+//! binary.
+
+pub mod catalogue;
+pub mod handler;
+pub mod orchestrator;
+pub mod runtime;
+pub mod triggers;
+
+#[cfg(test)]
+mod testing;
+
+pub use catalogue::BuiltinCatalogue;
+pub use handler::{EventHandler, LifecycleHandler};
+pub use orchestrator::{ENGINE_CONSUMER, Orchestrator};
+pub use triggers::{TriggerKind, TriggerRegistration, TriggerRegistry};

@@ -1,0 +1,16 @@
+//! The engine's long-running loops: the outbox relay, event consumers and the watchdog. Each
+//! runs as a tokio task and stops when its [`CancellationToken`] is cancelled, between units of
+//! work (a relay batch, a handled event, a watchdog pass).
+//!
+//! [`CancellationToken`]: tokio_util::sync::CancellationToken
+
+mod backoff;
+mod consumer;
+mod relay;
+#[cfg(test)]
+mod tests;
+mod watchdog;
+
+pub use consumer::{MAX_ATTEMPTS, is_transient, spawn_consumer};
+pub use relay::{RELAY_BATCH, relay_once, spawn_relay};
+pub use watchdog::spawn_watchdog;
