@@ -11,6 +11,7 @@ mod relay;
 mod tests;
 mod watchdog;
 
+pub use crate::handler::{EventHandler, LifecycleHandler};
 pub use consumer::{MAX_ATTEMPTS, is_transient, spawn_consumer};
 pub use relay::{RELAY_BATCH, relay_once, spawn_relay};
 pub use watchdog::spawn_watchdog;
