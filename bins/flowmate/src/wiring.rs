@@ -63,10 +63,11 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
     let store = Arc::new(open_store(config).await?);
     let bus = InProcessBus::new();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let hasher = Arc::new(Argon2Hasher::with_cost(config.argon2_memory_kib, config.argon2_iterations)?);
     let auth = Arc::new(AuthService::new(
         store.clone(),
         store.clone(),
-        Arc::new(Argon2Hasher::default()),
+        hasher.clone(),
         Arc::new(RandomTokenMinter),
         clock.clone(),
         LoginThrottle::new(ThrottleConfig::default()),
@@ -113,7 +114,7 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
     tasks.push(spawn_watchdog(watchdog, every, cancel.clone()));
     let state = AppState {
         auth,
-        users: Arc::new(UserService::new(store.clone(), store.clone(), Arc::new(Argon2Hasher::default()), clock.clone())),
+        users: Arc::new(UserService::new(store.clone(), store.clone(), hasher, clock.clone())),
         tenants: Arc::new(TenantService::new(store.clone(), clock.clone())),
         templates: Arc::new(TemplateService::new(store.clone(), flows.clone(), clock.clone())),
         flows,
@@ -146,7 +147,8 @@ pub async fn create_user(
 ) -> anyhow::Result<String> {
     let store = Arc::new(open_store(config).await?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let users = UserService::new(store.clone(), store, Arc::new(Argon2Hasher::default()), clock);
+    let hasher = Arc::new(Argon2Hasher::with_cost(config.argon2_memory_kib, config.argon2_iterations)?);
+    let users = UserService::new(store.clone(), store, hasher, clock);
     let system = Actor {
         user_id: UserId::new(),
         tenant: None,

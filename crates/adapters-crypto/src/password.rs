@@ -24,6 +24,16 @@ impl Argon2Hasher {
         Self { params }
     }
 
+    /// A hasher with `memory_kib` of memory and `iterations` passes on one lane.
+    ///
+    /// # Errors
+    /// Costs outside what Argon2 accepts (memory below 8 KiB, zero iterations).
+    pub fn with_cost(memory_kib: u32, iterations: u32) -> anyhow::Result<Self> {
+        let params = Params::new(memory_kib, iterations, Params::MIN_P_COST, None)
+            .map_err(|e| anyhow::anyhow!("invalid Argon2 cost: {e}"))?;
+        Ok(Self { params })
+    }
+
     /// A hasher with the smallest costs Argon2 allows: fast, for tests only.
     pub fn for_tests() -> Self {
         // 8 KiB, one pass, one lane: always valid, so the fallback is never used.
