@@ -1,1 +1,167 @@
-//! Storage contract: every storage port.
+//! Storage contract: every storage port (flows, templates, users, tenants, tokens, outbox).
+//!
+//! Each contract is a public async function taking the port(s) it exercises as
+//! `Arc<dyn Trait>`; it panics, naming the rule, when the adapter breaks it. [`contracts`]
+//! lists them all by name and [`run_all`] runs each on a fresh store:
+//!
+//! ```ignore
+//! port_contracts::storage::run_all(|| async { StoragePorts::from_store(open_store().await) }).await;
+//! ```
+//!
+//! Rows are named with unique markers, so every contract but the outbox ones may share a
+//! database with other runs; the outbox contracts (and the flow/template/user contracts that
+//! check what was appended to the outbox) need an outbox no other test uses at the same time.
+
+pub mod fixtures;
+pub mod flow_lists;
+pub mod flows;
+pub mod identity;
+pub mod outbox;
+pub mod templates;
+pub mod visibility;
+
+use flow_domain::ports::{
+    FlowRepository, Outbox, TemplateRepository, TenantRepository, TokenRepository, UserRepository,
+};
+use futures::future::BoxFuture;
+use std::any::Any;
+use std::future::Future;
+use std::sync::Arc;
+
+/// The storage ports of one store under test.
+#[derive(Clone)]
+pub struct StoragePorts {
+    /// Flows.
+    pub flows: Arc<dyn FlowRepository>,
+    /// Templates.
+    pub templates: Arc<dyn TemplateRepository>,
+    /// Users.
+    pub users: Arc<dyn UserRepository>,
+    /// Tenants.
+    pub tenants: Arc<dyn TenantRepository>,
+    /// Tokens.
+    pub tokens: Arc<dyn TokenRepository>,
+    /// The outbox.
+    pub outbox: Arc<dyn Outbox>,
+    /// Whatever must live as long as the ports (a temporary directory, a container handle).
+    pub keep_alive: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl StoragePorts {
+    /// Every port served by one `store`.
+    pub fn from_store<S>(store: S) -> Self
+    where
+        S: FlowRepository
+            + TemplateRepository
+            + UserRepository
+            + TenantRepository
+            + TokenRepository
+            + Outbox
+            + 'static,
+    {
+        let store = Arc::new(store);
+        Self {
+            flows: store.clone(),
+            templates: store.clone(),
+            users: store.clone(),
+            tenants: store.clone(),
+            tokens: store.clone(),
+            outbox: store,
+            keep_alive: None,
+        }
+    }
+
+    /// Keeps `guard` alive as long as these ports.
+    #[must_use]
+    pub fn keeping(mut self, guard: impl Any + Send + Sync) -> Self {
+        self.keep_alive = Some(Arc::new(guard));
+        self
+    }
+}
+
+/// One named contract, runnable on any store.
+#[derive(Clone, Copy)]
+pub struct Contract {
+    /// Its name (the name of the function it runs).
+    pub name: &'static str,
+    /// Runs it; panics when the contract is broken.
+    pub run: fn(StoragePorts) -> BoxFuture<'static, ()>,
+}
+
+macro_rules! contract {
+    ($name:literal, |$p:ident| $body:expr) => {
+        Contract { name: $name, run: |$p: StoragePorts| Box::pin(async move { $body.await }) }
+    };
+}
+
+/// Every storage contract.
+pub fn contracts() -> Vec<Contract> {
+    vec![
+        contract!("flows_round_trip", |p| flows::round_trip(p.flows, p.outbox)),
+        contract!("flows_list_visibility", |p| flow_lists::list_visibility(p.flows)),
+        contract!("flows_list_filters", |p| flow_lists::list_filters(p.flows)),
+        contract!("flows_search_is_literal", |p| flow_lists::search_is_literal(p.flows)),
+        contract!("flows_sort_and_paging", |p| flow_lists::sort_and_paging(p.flows)),
+        contract!("flows_save_compare_and_set", |p| flows::save_compare_and_set(p.flows, p.outbox)),
+        contract!("flows_save_consumed_once", |p| flows::save_consumed_once(p.flows, p.outbox)),
+        contract!("flows_delete_compare_and_set", |p| flows::delete_compare_and_set(p.flows, p.outbox)),
+        contract!("flows_list_stalled", |p| flows::list_stalled(p.flows)),
+        contract!("flows_list_owned_by", |p| flows::list_owned_by(p.flows)),
+        contract!("templates_round_trip", |p| templates::round_trip(p.templates, p.outbox)),
+        contract!("templates_list_visibility", |p| templates::list_visibility(p.templates)),
+        contract!("templates_list_filters_and_tags", |p| templates::list_filters_and_tags(p.templates)),
+        contract!("templates_search_sort_and_paging", |p| templates::search_sort_and_paging(p.templates)),
+        contract!("templates_save_delete_compare_and_set", |p| {
+            templates::save_delete_compare_and_set(p.templates, p.outbox)
+        }),
+        contract!("users_round_trip", |p| identity::users_round_trip(p.users, p.outbox)),
+        contract!("users_duplicate_usernames", |p| identity::users_duplicate_usernames(p.users, p.outbox)),
+        contract!("users_list", |p| identity::users_list(p.users)),
+        contract!("users_save", |p| identity::users_save(p.users)),
+        contract!("users_delete_removes_tokens", |p| {
+            identity::users_delete_removes_tokens(p.users, p.tokens, p.outbox)
+        }),
+        contract!("tenants", |p| identity::tenants(p.tenants)),
+        contract!("tokens_lifecycle", |p| identity::tokens_lifecycle(p.users, p.tokens)),
+        contract!("outbox_append_claim_publish", |p| outbox::append_claim_publish(p.outbox)),
+        contract!("outbox_concurrent_claims_are_disjoint", |p| outbox::concurrent_claims_are_disjoint(
+            p.outbox
+        )),
+        contract!("outbox_append_consumed_once", |p| outbox::append_consumed_once(p.outbox)),
+        contract!("outbox_wait_for_new", |p| outbox::wait_for_new(p.outbox)),
+    ]
+}
+
+/// Runs the contract called `name` on `ports`.
+///
+/// # Panics
+/// When no contract has this name, or the contract is broken.
+pub async fn run_named(name: &str, ports: StoragePorts) {
+    let Some(contract) = contracts().into_iter().find(|c| c.name == name) else {
+        panic!("no storage contract named {name}");
+    };
+    run(contract, ports).await;
+}
+
+/// Runs every contract, each on a store from `fresh`.
+///
+/// # Panics
+/// When a contract is broken (the contract's name is printed before it runs).
+pub async fn run_all<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = StoragePorts>,
+{
+    for contract in contracts() {
+        eprintln!("storage contract: {}", contract.name);
+        run(contract, fresh().await).await;
+    }
+}
+
+/// Runs `contract`, keeping `ports.keep_alive` alive until it ends (a contract may use only
+/// some of the ports).
+async fn run(contract: Contract, ports: StoragePorts) {
+    let keep_alive = ports.keep_alive.clone();
+    (contract.run)(ports).await;
+    drop(keep_alive);
+}

@@ -1,0 +1,113 @@
+//! Opening the database: configuration, the writer and reader pools, migrations, health.
+
+use crate::error::port_error;
+use anyhow::Context;
+use async_trait::async_trait;
+use flow_domain::error::PortError;
+use flow_domain::ports::Health;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The schema, embedded at build time from `migrations/`.
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// How to open the SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// The database file; created (with its schema) when missing.
+    pub path: PathBuf,
+    /// Size of the reader pool (at least 1). Writes always use one dedicated connection.
+    pub max_read_connections: u32,
+    /// `synchronous = FULL` (durable across power loss) instead of `NORMAL` (durable across
+    /// process crashes, faster).
+    pub synchronous_full: bool,
+    /// How long a statement waits for a lock held by another process before failing.
+    pub busy_timeout: Duration,
+    /// How long a claimed outbox event is withheld from other relays before it can be claimed
+    /// again (when its relay died before marking it published).
+    pub claim_ttl: Duration,
+}
+
+impl SqliteConfig {
+    /// Defaults for the file at `path`: 4 readers, `synchronous = NORMAL`, 5 s busy timeout,
+    /// 30 s outbox claims.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            max_read_connections: 4,
+            synchronous_full: false,
+            busy_timeout: Duration::from_secs(5),
+            claim_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Every storage port on one SQLite file. Cheap to clone: clones share the pools.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Exactly one connection: every write transaction runs here, one at a time.
+    pub(crate) writer: SqlitePool,
+    /// Read-only queries.
+    pub(crate) reader: SqlitePool,
+    /// Signalled after a commit that appended outbox events.
+    pub(crate) outbox_signal: Arc<Notify>,
+    /// See [`SqliteConfig::claim_ttl`].
+    pub(crate) claim_ttl: Duration,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `config.path` in WAL mode with foreign keys
+    /// on, and applies pending migrations.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or created, or a migration fails.
+    pub async fn connect(config: SqliteConfig) -> anyhow::Result<Self> {
+        let synchronous =
+            if config.synchronous_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal };
+        let base = SqliteConnectOptions::new()
+            .filename(&config.path)
+            .foreign_keys(true)
+            .busy_timeout(config.busy_timeout)
+            .synchronous(synchronous);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(base.clone().create_if_missing(true).journal_mode(SqliteJournalMode::Wal))
+            .await
+            .with_context(|| format!("opening SQLite database {}", config.path.display()))?;
+        MIGRATOR.run(&writer).await.context("applying SQLite migrations")?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(config.max_read_connections.max(1))
+            .connect_with(base.pragma("query_only", "ON"))
+            .await
+            .with_context(|| format!("opening SQLite reader pool on {}", config.path.display()))?;
+        tracing::info!(path = %config.path.display(), "SQLite store ready");
+        Ok(Self { writer, reader, outbox_signal: Arc::new(Notify::new()), claim_ttl: config.claim_ttl })
+    }
+
+    /// Closes both pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// `SELECT 1` on the reader pool.
+    pub(crate) async fn ping_reader(&self) -> Result<(), PortError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.map(|_| ()).map_err(port_error)
+    }
+}
+
+#[async_trait]
+impl Health for SqliteStore {
+    async fn check(&self) -> Result<(), String> {
+        self.ping_reader().await.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,69 @@
+//! Runs every storage contract of `port-contracts` against a fresh SQLite store each.
+
+use adapters_sqlite::{SqliteConfig, SqliteStore};
+use port_contracts::storage::{self, StoragePorts};
+
+async fn fresh() -> StoragePorts {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store =
+        SqliteStore::connect(SqliteConfig::new(dir.path().join("flowmate.db"))).await.expect("connect");
+    StoragePorts::from_store(store).keeping(dir)
+}
+
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                storage::run_named(stringify!($name), fresh().await).await;
+            }
+        )*
+        const TESTED: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+contract_tests!(
+    flows_round_trip,
+    flows_list_visibility,
+    flows_list_filters,
+    flows_search_is_literal,
+    flows_sort_and_paging,
+    flows_save_compare_and_set,
+    flows_save_consumed_once,
+    flows_delete_compare_and_set,
+    flows_list_stalled,
+    flows_list_owned_by,
+    templates_round_trip,
+    templates_list_visibility,
+    templates_list_filters_and_tags,
+    templates_search_sort_and_paging,
+    templates_save_delete_compare_and_set,
+    users_round_trip,
+    users_duplicate_usernames,
+    users_list,
+    users_save,
+    users_delete_removes_tokens,
+    tenants,
+    tokens_lifecycle,
+    outbox_append_claim_publish,
+    outbox_concurrent_claims_are_disjoint,
+    outbox_append_consumed_once,
+    outbox_wait_for_new,
+);
+
+#[test]
+fn every_contract_is_run() {
+    let names: Vec<&str> = storage::contracts().iter().map(|c| c.name).collect();
+    assert_eq!(names, TESTED, "tests/contract.rs must list every storage contract");
+}
+
+#[tokio::test]
+async fn run_all_passes_on_one_shared_file() {
+    // The suite also passes when every contract shares one database (as a PostgreSQL run would).
+    let shared = fresh().await;
+    storage::run_all(|| {
+        let ports = shared.clone();
+        async move { ports }
+    })
+    .await;
+}
