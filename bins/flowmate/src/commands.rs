@@ -104,17 +104,20 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
                 Ok(p) => p,
                 Err(_) => {
                     let mut line = String::new();
-                    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut line)
+                        .context("cannot read the password from stdin")?;
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
             if password.is_empty() {
                 bail!("no password given (FLOWMATE_NEW_USER_PASSWORD or stdin)");
             }
-            let id = wiring::create_user(config, &username, &password, &permissions, tenant.as_deref()).await?;
+            let id =
+                wiring::create_user(config, &username, &password, &permissions, tenant.as_deref()).await?;
             println!("{id}");
             Ok(())
         }
     }
 }
-

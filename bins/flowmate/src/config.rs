@@ -198,10 +198,15 @@ impl Config {
             bail!("the Kafka event bus is not available in this build yet; unset FLOWMATE_KAFKA_BROKERS");
         }
         if self.role != Role::All && bus == Bus::InProcess {
-            bail!("FLOWMATE_ROLE={:?} needs a shared event bus (FLOWMATE_KAFKA_BROKERS); the in-process bus only works with role all", self.role);
+            bail!(
+                "FLOWMATE_ROLE={:?} needs a shared event bus (FLOWMATE_KAFKA_BROKERS); the in-process bus only works with role all",
+                self.role
+            );
         }
         if self.token_ttl_secs == 0 || self.body_limit_bytes == 0 || self.watchdog_deadline_secs == 0 {
-            bail!("FLOWMATE_TOKEN_TTL_SECS, FLOWMATE_BODY_LIMIT_BYTES and FLOWMATE_WATCHDOG_DEADLINE_SECS must be positive");
+            bail!(
+                "FLOWMATE_TOKEN_TTL_SECS, FLOWMATE_BODY_LIMIT_BYTES and FLOWMATE_WATCHDOG_DEADLINE_SECS must be positive"
+            );
         }
         Ok((storage, bus))
     }

@@ -52,7 +52,9 @@ async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
     let Storage::Sqlite(path) = storage else { bail!("only SQLite storage is available in this build") };
     let mut sqlite = SqliteConfig::new(path.clone());
     sqlite.synchronous_full = config.sqlite_synchronous == SqliteSync::Full;
-    SqliteStore::connect(sqlite).await.with_context(|| format!("cannot open the SQLite database {}", path.display()))
+    SqliteStore::connect(sqlite)
+        .await
+        .with_context(|| format!("cannot open the SQLite database {}", path.display()))
 }
 
 /// Builds and starts everything for `config`.
@@ -73,7 +75,8 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
         LoginThrottle::new(ThrottleConfig::default()),
         chrono::Duration::seconds(i64::try_from(config.token_ttl_secs).unwrap_or(i64::MAX / 1000)),
     ));
-    let first_admin = auth.ensure_first_admin(&config.admin_username, config.admin_password.as_deref()).await?;
+    let first_admin =
+        auth.ensure_first_admin(&config.admin_username, config.admin_password.as_deref()).await?;
     let flows = Arc::new(FlowService::new(store.clone(), clock.clone()));
     let catalogue: Arc<dyn ComponentCatalogue> = Arc::new(BuiltinCatalogue::new());
     let cancel = CancellationToken::new();
@@ -161,8 +164,10 @@ pub async fn create_user(
     match users.create(&system, &body).await {
         Ok(user) => Ok(user.id.to_string()),
         Err(flow_domain::error::ServiceError::Validation(errors)) => {
-            let lines: Vec<String> =
-                errors.iter().map(|e| format!("{}: {}", e.field.as_deref().unwrap_or("-"), e.message)).collect();
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field.as_deref().unwrap_or("-"), e.message))
+                .collect();
             bail!("invalid user: {}", lines.join("; "))
         }
         Err(other) => Err(anyhow::Error::new(other)),

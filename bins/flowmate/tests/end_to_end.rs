@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 
 const PASSWORD: &str = "end-to-end-password";
 
-/// Starts the binary on port 0 with JSON logs and reads the bound address from its log.
+/// Starts the binary on port 0 with JSON logs (on stderr) and reads the bound address from them.
 async fn start_binary(dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowmate"))
         .current_dir(dir)
@@ -19,13 +19,13 @@ async fn start_binary(dir: &std::path::Path) -> (Child, String) {
         .env("FLOWMATE_ADMIN_PASSWORD", PASSWORD)
         .env("FLOWMATE_LOG_FORMAT", "json")
         .env("FLOWMATE_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("the flowmate binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
+    let logs = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(logs).lines();
     let address = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.expect("read log") {
             let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
@@ -45,7 +45,8 @@ async fn start_binary(dir: &std::path::Path) -> (Child, String) {
 async fn poll_status(client: &reqwest::Client, url: &str, token: &str, wanted: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let body: Value = client.get(url).bearer_auth(token).send().await.expect("get flow").json().await.expect("json");
+        let body: Value =
+            client.get(url).bearer_auth(token).send().await.expect("get flow").json().await.expect("json");
         if body["data"]["status"] == wanted {
             return;
         }
@@ -112,14 +113,19 @@ async fn the_binary_runs_a_flow_lifecycle_end_to_end() {
     let pid = child.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits").expect("status");
+    let status =
+        tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits").expect("status");
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
-    assert!(dir.path().join("flowmate.db").exists(), "the embedded default stores flowmate.db in the working directory");
+    assert!(
+        dir.path().join("flowmate.db").exists(),
+        "the embedded default stores flowmate.db in the working directory"
+    );
 }
 
 #[test]
 fn help_documents_every_variable() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowmate")).arg("--help").output().expect("help");
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_flowmate")).arg("--help").output().expect("help");
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for var in [
@@ -149,7 +155,10 @@ fn user_create_command_adds_a_user_who_can_log_in() {
             .output()
             .expect("flowmate runs")
     };
-    let created = run(&["user", "create", "--username", "ops@example.com", "--permissions", "flows.read"], "ops-password-1");
+    let created = run(
+        &["user", "create", "--username", "ops@example.com", "--permissions", "flows.read"],
+        "ops-password-1",
+    );
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
     assert_eq!(id.len(), 36, "prints the new user's id: {id}");
