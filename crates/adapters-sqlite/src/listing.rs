@@ -26,10 +26,14 @@ pub(crate) struct Resource {
 }
 
 impl Resource {
-    /// `EXISTS` an owner row of the current resource row whose owner id is one of `n` values.
+    /// The current resource row has an owner row whose owner id is one of `n` values.
+    ///
+    /// Written as `id IN (subquery)`, not as a correlated `EXISTS`: SQLite 3.51 turns such an
+    /// `EXISTS` into a join and then counts `OFFSET` over the joined rows, so a resource matching
+    /// two owner ids (a user and their tenant) was skipped twice and pages overlapped.
     fn owned_by_any(&self, n: usize) -> String {
         format!(
-            "EXISTS (SELECT 1 FROM {owners} o WHERE o.{fk} = {table}.id AND o.owner_id IN ({ids}))",
+            "{table}.id IN (SELECT o.{fk} FROM {owners} o WHERE o.owner_id IN ({ids}))",
             owners = self.owners_table,
             fk = self.owner_fk,
             table = self.table,

@@ -8,8 +8,8 @@ use crate::model::{Owner, OwnerType};
 /// Decides the tenant and owners of a resource written by `actor`.
 ///
 /// Admins may name any tenant and owners. Everyone else writes only into their own tenant and
-/// may name only their own tenant as a tenant owner. The caller is always added as a user
-/// owner, and the resource's tenant as a tenant owner.
+/// may name only their own tenant as a tenant owner. The caller is added as a user owner (on an
+/// edit, unless an admin), and on creation the resource's tenant as a tenant owner.
 pub(crate) fn resolve(
     actor: &Actor,
     tenant: Option<Option<TenantId>>,
@@ -38,7 +38,13 @@ pub(crate) fn resolve(
             }
         }
     }
-    crate::model::add_owner_pub(&mut owners, Owner::user(actor.user_id.0));
+    // The creator always owns a new resource; an edit adds a non-admin caller so that they
+    // keep access, but never an admin (who sees everything anyway): an admin's edit must not
+    // make them an owner, or hand-over of a flow to one user would be impossible.
+    let creating = current_tenant.is_none();
+    if creating || !actor.is_admin() {
+        crate::model::add_owner_pub(&mut owners, Owner::user(actor.user_id.0));
+    }
     if let (true, Some(t)) = (add_tenant_owner, tenant) {
         crate::model::add_owner_pub(&mut owners, Owner::tenant(t.0));
     }
