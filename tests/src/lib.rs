@@ -10,11 +10,31 @@ use flowmate::config::Cli;
 use flowmate::wiring::{self, App};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 /// The first admin's password in every test application.
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// The password of every user created by [`TestApp::user`].
+pub const USER_PASSWORD: &str = "long-enough-password";
+
+/// Every permission but `all` and `tenant.all`.
+pub const NON_ADMIN_PERMISSIONS: [&str; 12] = [
+    "flows.read",
+    "flows.write",
+    "flows.control",
+    "flows.bulk",
+    "templates.read",
+    "templates.write",
+    "executions.read",
+    "webhooks.execute",
+    "tenant.account.read",
+    "tenant.account.create",
+    "tenant.account.update",
+    "iam.account.delete",
+];
 
 /// A response: status, headers, JSON body (`Value::Null` when empty or not JSON).
 #[derive(Debug)]
@@ -49,6 +69,7 @@ pub struct TestApp {
     app: Option<App>,
     router: Router,
     _dir: tempfile::TempDir,
+    transcript: Mutex<Vec<String>>,
     /// Bearer token of the first admin.
     pub admin: String,
 }
@@ -78,7 +99,8 @@ impl TestApp {
         let cli = Cli::parse_from(args);
         let app = wiring::start(&cli.config).await.expect("application starts");
         let router = app.router.clone();
-        let mut test = Self { app: Some(app), router, _dir: dir, admin: String::new() };
+        let mut test =
+            Self { app: Some(app), router, _dir: dir, transcript: Mutex::default(), admin: String::new() };
         test.admin = test.login("admin", ADMIN_PASSWORD).await;
         test
     }
@@ -101,12 +123,60 @@ impl TestApp {
 
     /// Sends a prepared request.
     pub async fn send(&self, request: Request<Body>) -> Reply {
+        let (status, headers, bytes) = self.send_raw(request).await;
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, headers, body }
+    }
+
+    /// Sends a prepared request; the body comes back as raw bytes. Every body is recorded for
+    /// [`TestApp::assert_no_secrets`].
+    pub async fn send_raw(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
         let response = self.router.clone().oneshot(request).await.expect("router answers");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body }
+        let bytes = response.into_body().collect().await.expect("body").to_bytes().to_vec();
+        self.transcript
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(String::from_utf8_lossy(&bytes).into());
+        (status, headers, bytes)
+    }
+
+    /// Sends a request with a raw body and extra headers (no `content-type` unless given).
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        self.send(builder.body(body.into()).expect("request")).await
+    }
+
+    /// Panics when any response body seen so far carries a password or a hash: a JSON key
+    /// naming one (`password`, `passwordHash`, `hash`...), a PHC hash string, or one of the
+    /// clear-text passwords of the harness (`extra` adds more).
+    pub fn assert_no_secrets(&self, extra: &[&str]) {
+        let transcript = self.transcript.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(!transcript.is_empty(), "no response recorded");
+        for text in transcript.iter() {
+            for secret in [ADMIN_PASSWORD, USER_PASSWORD, "$argon2"].iter().chain(extra) {
+                assert!(!text.contains(secret), "a response contains {secret:?}: {text}");
+            }
+            if let Ok(value) = serde_json::from_str::<Value>(text)
+                && let Some(key) = secret_key(&value)
+            {
+                panic!("a response has the key {key:?}: {text}");
+            }
+        }
     }
 
     /// `GET` with a token.
@@ -150,13 +220,13 @@ impl TestApp {
     pub async fn user(&self, tenant: Option<&str>, permissions: &[&str]) -> (String, String) {
         let username = format!("user-{}@example.com", uuid::Uuid::now_v7().simple());
         let body = json!({
-            "username": username, "password": "long-enough-password",
+            "username": username, "password": USER_PASSWORD,
             "tenant": tenant, "permissions": permissions,
         });
         let reply = self.post("/api/users", &self.admin, body).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         let id = reply.body["data"]["id"].as_str().expect("user id").to_string();
-        let token = self.login(&username, "long-enough-password").await;
+        let token = self.login(&username, USER_PASSWORD).await;
         (id, token)
     }
 
@@ -185,6 +255,22 @@ impl TestApp {
         if let Some(app) = self.app.take() {
             app.shutdown().await;
         }
+    }
+}
+
+/// The first JSON object key anywhere in `value` that names a password or a hash.
+fn secret_key(value: &Value) -> Option<String> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(key, inner)| {
+            let lower = key.to_lowercase();
+            if lower.contains("password") || lower.contains("hash") {
+                Some(key.clone())
+            } else {
+                secret_key(inner)
+            }
+        }),
+        Value::Array(items) => items.iter().find_map(secret_key),
+        _ => None,
     }
 }
 

@@ -247,9 +247,7 @@ pub fn parse_flow_query(params: &Params, visibility: Visibility) -> ServiceResul
         parsed
     });
     let from_template = params.get("filter[fromTemplate]").and_then(|raw| {
-        raw.parse::<TemplateId>()
-            .map_err(|_| errors.push("filter[fromTemplate]", "Invalid filter[fromTemplate] parameter"))
-            .ok()
+        raw.parse::<TemplateId>().map_err(|_| errors.push("filter[fromTemplate]", "Invalid id")).ok()
     });
     let query = FlowQuery {
         visibility,

@@ -161,8 +161,10 @@ impl AuthService {
     /// and issues a token for it.
     ///
     /// # Errors
-    /// `Forbidden` unless the caller is a tenant administrator of a tenant; `Validation`.
+    /// `Forbidden` (`MISSING_PERMISSION` without `tenant.all`) unless the caller is a tenant
+    /// administrator of a tenant; `Validation`.
     pub async fn impersonate(&self, actor: &Actor, body: &Value) -> ServiceResult<IssuedToken> {
+        actor.require(Permission::TenantAll)?;
         let username = parse_impersonation(body).map_err(ServiceError::Validation)?;
         let Some(tenant) = actor.tenant.filter(|_| actor.permissions.grants(Permission::TenantAll)) else {
             return Err(ServiceError::Forbidden(

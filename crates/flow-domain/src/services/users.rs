@@ -149,6 +149,7 @@ impl UserService {
             actor.require(Permission::TenantAccountUpdate)?;
         }
         let mut user = self.visible(actor, id).await?;
+        not_more_privileged(actor, &user)?;
         if let Some(perms) = &patch.permissions {
             if let Some(p) = perms.iter().find(|p| !actor.permissions.grants(**p)) {
                 return Err(ServiceError::Forbidden(format!(
@@ -189,6 +190,7 @@ impl UserService {
         if user.id == actor.user_id {
             return Err(ServiceError::Conflict("You cannot delete your own account.".into()));
         }
+        not_more_privileged(actor, &user)?;
         let event = Event::user_event(names::USER_DELETED, user.id, self.clock.now());
         match self.users.delete(user.id, &[event]).await {
             Ok(()) => Ok(()),
@@ -196,6 +198,18 @@ impl UserService {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Refuses to let `actor` change or delete another account that holds a permission `actor`
+/// does not: otherwise a holder of `tenant.account.update` could reset a tenant admin's password
+/// and log in as them.
+fn not_more_privileged(actor: &Actor, user: &User) -> ServiceResult<()> {
+    if user.id != actor.user_id && user.permissions.iter().any(|p| !actor.permissions.grants(*p)) {
+        return Err(ServiceError::Forbidden(
+            "You cannot change or delete an account holding permissions you do not hold.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Tenant administration.
