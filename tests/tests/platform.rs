@@ -391,3 +391,16 @@ async fn error_bodies_never_leak_internals() {
     assert_eq!(app.get("/healthcheck", &app.admin).await.status, StatusCode::OK);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_format() {
+    let app = TestApp::spawn().await;
+    let _ = app.get("/flows", &app.admin).await;
+    let (status, _, bytes) =
+        app.send_raw(axum::http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap()).await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    assert!(text.contains("http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/flows\""), "{text}");
+    app.shutdown().await;
+}

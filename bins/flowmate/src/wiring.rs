@@ -126,7 +126,10 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
         event_bus: Arc::new(bus.clone()) as Arc<dyn Health>,
         config: HttpConfig { body_limit_bytes: config.body_limit_bytes },
     };
-    Ok(App { router: adapters_http::router(state), first_admin, bus, cancel, tasks })
+    let metrics = crate::telemetry::metrics_handle();
+    let router = adapters_http::router(state)
+        .route("/metrics", axum::routing::get(move || async move { metrics.render() }));
+    Ok(App { router, first_admin, bus, cancel, tasks })
 }
 
 /// Opens the storage, which applies the migrations.

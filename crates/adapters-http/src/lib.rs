@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod openapi;
 mod request_id;
+mod request_metrics;
 mod routes;
 mod state;
 
@@ -56,7 +57,8 @@ pub fn router(state: AppState) -> Router {
                         // Failures are logged once, with their cause, by the error renderer.
                         .on_failure(()),
                 )
-                .layer(axum::middleware::from_fn(request_id::scope)),
+                .layer(axum::middleware::from_fn(request_id::scope))
+                .layer(axum::middleware::from_fn(request_metrics::record)),
         )
         .with_state(state)
 }
