@@ -84,6 +84,10 @@ typed_id!(
     TokenId
 );
 typed_id!(
+    /// Identifies one execution (run) of a flow.
+    ExecutionId
+);
+typed_id!(
     /// Identifies an event on the bus (and in the outbox).
     EventId
 );

@@ -7,6 +7,7 @@
 pub mod actor;
 pub mod error;
 pub mod event;
+pub mod execution_lifecycle;
 pub mod expr;
 pub mod ids;
 pub mod lifecycle;

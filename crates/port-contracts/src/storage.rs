@@ -1,4 +1,5 @@
-//! Storage contract: every storage port (flows, templates, users, tenants, tokens, outbox).
+//! Storage contract: every storage port (flows, templates, users, tenants, tokens, executions,
+//! outbox).
 //!
 //! Each contract is a public async function taking the port(s) it exercises as
 //! `Arc<dyn Trait>`; it panics, naming the rule, when the adapter breaks it. [`contracts`]
@@ -12,6 +13,7 @@
 //! database with other runs; the outbox contracts (and the flow/template/user contracts that
 //! check what was appended to the outbox) need an outbox no other test uses at the same time.
 
+pub mod executions;
 pub mod fixtures;
 pub mod flow_lists;
 pub mod flows;
@@ -21,7 +23,8 @@ pub mod templates;
 pub mod visibility;
 
 use flow_domain::ports::{
-    FlowRepository, Outbox, TemplateRepository, TenantRepository, TokenRepository, UserRepository,
+    ExecutionRepository, FlowRepository, Outbox, TemplateRepository, TenantRepository, TokenRepository,
+    UserRepository,
 };
 use futures::future::BoxFuture;
 use std::any::Any;
@@ -41,6 +44,8 @@ pub struct StoragePorts {
     pub tenants: Arc<dyn TenantRepository>,
     /// Tokens.
     pub tokens: Arc<dyn TokenRepository>,
+    /// Executions.
+    pub executions: Arc<dyn ExecutionRepository>,
     /// The outbox.
     pub outbox: Arc<dyn Outbox>,
     /// Whatever must live as long as the ports (a temporary directory, a container handle).
@@ -56,6 +61,7 @@ impl StoragePorts {
             + UserRepository
             + TenantRepository
             + TokenRepository
+            + ExecutionRepository
             + Outbox
             + 'static,
     {
@@ -66,6 +72,7 @@ impl StoragePorts {
             users: store.clone(),
             tenants: store.clone(),
             tokens: store.clone(),
+            executions: store.clone(),
             outbox: store,
             keep_alive: None,
         }
@@ -123,6 +130,16 @@ pub fn contracts() -> Vec<Contract> {
         }),
         contract!("tenants", |p| identity::tenants(p.tenants)),
         contract!("tokens_lifecycle", |p| identity::tokens_lifecycle(p.users, p.tokens)),
+        contract!("executions_round_trip", |p| executions::round_trip(p.executions, p.outbox)),
+        contract!("executions_list_visibility", |p| executions::list_visibility(p.executions)),
+        contract!("executions_list_filters_and_paging", |p| executions::list_filters_and_paging(
+            p.executions
+        )),
+        contract!("executions_claim_is_exclusive", |p| executions::claim_is_exclusive(p.executions)),
+        contract!("executions_lease_expiry_reclaim", |p| executions::lease_expiry_reclaim(p.executions)),
+        contract!("executions_save_compare_and_set", |p| {
+            executions::save_compare_and_set(p.executions, p.outbox)
+        }),
         contract!("outbox_append_claim_publish", |p| outbox::append_claim_publish(p.outbox)),
         contract!("outbox_concurrent_claims_are_disjoint", |p| outbox::concurrent_claims_are_disjoint(
             p.outbox

@@ -1,11 +1,16 @@
-//! The model: flows, graphs, templates, users, tenants, owners, tokens.
+//! The model: flows, graphs, templates, users, tenants, owners, tokens, executions.
 
+mod execution;
 mod flow;
 mod graph;
 mod identity;
 mod owner;
 mod template;
 
+pub use execution::{
+    Counters, Execution, ExecutionStatus, SAMPLE_OUTPUT_LIMIT, StepRecord, StepStatus, TriggerInfo,
+    TriggerType,
+};
 pub use flow::{Flow, FlowSpec, FlowStatus, FlowType};
 pub use graph::{Edge, EdgeConfig, Graph, Node};
 pub use identity::{AccessToken, NewUser, Tenant, User, UserStatus};
@@ -26,5 +31,29 @@ pub mod millis {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let raw = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&raw).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde helpers for optional API timestamps (as [`millis`], `null` when absent).
+pub mod millis_opt {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes as `2026-05-01T12:00:00.000Z` or `null`.
+    pub fn serialize<S: Serializer>(at: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => s.serialize_str(&crate::time::format_timestamp(at)),
+            None => s.serialize_none(),
+        }
+    }
+    /// Accepts any RFC 3339 timestamp or `null`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|raw| {
+                DateTime::parse_from_rfc3339(&raw)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
     }
 }

@@ -2,9 +2,9 @@
 
 use crate::error::PortError;
 use crate::event::{Consumed, Event};
-use crate::ids::{FlowId, TemplateId, TenantId, TokenId, UserId};
-use crate::model::{AccessToken, Flow, NewUser, Template, Tenant, User};
-use crate::query::{FlowQuery, Page, PageRequest, TemplateQuery, UserQuery};
+use crate::ids::{ExecutionId, FlowId, TemplateId, TenantId, TokenId, UserId};
+use crate::model::{AccessToken, Execution, Flow, NewUser, Template, Tenant, User};
+use crate::query::{ExecutionQuery, FlowQuery, Page, PageRequest, TemplateQuery, UserQuery};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -113,6 +113,61 @@ pub trait TemplateRepository: Send + Sync {
     /// # Errors
     /// `Unavailable`, `Other`.
     async fn list_owned_by(&self, owner_id: Uuid) -> Result<Vec<Template>, PortError>;
+}
+
+/// Executions, with worker leases and optimistic concurrency on an internal revision.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait ExecutionRepository: Send + Sync {
+    /// Stores a new execution (with its owners) and appends `events` to the outbox, atomically.
+    ///
+    /// # Errors
+    /// `Duplicate("execution id")` when the id is taken; `Unavailable`, `Other`.
+    async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError>;
+
+    /// The execution with `id`, whoever may see it (the caller applies the visibility policy).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, PortError>;
+
+    /// One page of the executions matching `query`, newest first (`createdAt` descending, ties
+    /// by id descending), and how many match in all. MUST apply `query.visibility` exactly as
+    /// `Actor::can_see` on the execution's tenant and owners.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list(&self, query: &ExecutionQuery) -> Result<Page<Execution>, PortError>;
+
+    /// Atomically hands the execution to `worker` if it is `queued`, or `running` with a lease
+    /// that ran out at or before `now` (or with no lease at all): sets `running`, the lease (`worker`, `lease_until`),
+    /// `startedAt` when unset, and revision + 1, and returns the execution as stored. Of two
+    /// concurrent claims at most one gets `Some`.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`. An unknown id, or one not claimable, is `Ok(None)`.
+    async fn claim(
+        &self,
+        id: ExecutionId,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Execution>, PortError>;
+
+    /// Replaces the stored execution (status, steps, counters, lease, ...) if the stored
+    /// revision still equals `execution.revision`, storing `execution.revision + 1`; appends
+    /// `events`. All or nothing.
+    ///
+    /// # Errors
+    /// MUST return `NotFound` when no execution has this id, `Conflict` when the revision
+    /// differs (another worker or a cancel got there first).
+    async fn save(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError>;
+
+    /// Running executions whose lease ran out at or before `now`, oldest lease first.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list_expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError>;
 }
 
 /// User accounts and their password hashes.

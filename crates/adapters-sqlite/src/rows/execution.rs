@@ -1,0 +1,117 @@
+//! `executions` rows: the columns written and the conversion back to an `Execution`.
+
+use super::{from_json, opt_text, parse_enum, parse_id, parse_opt_id, to_json};
+use crate::sql::{Arg, from_millis, millis};
+use flow_domain::error::PortError;
+use flow_domain::ids::{ExecutionId, FlowId, TenantId};
+use flow_domain::model::{Counters, Execution, Owner, StepRecord, TriggerInfo};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Columns of `executions` written on insert and update, in the order of
+/// [`execution_values`] (`id` and `revision` are handled by each statement).
+pub(crate) const EXECUTION_WRITE_COLUMNS: [&str; 12] = [
+    "flow_id",
+    "tenant",
+    "status",
+    "trigger_type",
+    "owners",
+    "doc",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "lease_owner",
+    "lease_until",
+    "lease_attempts",
+];
+
+/// Columns read into an [`ExecutionRow`].
+pub(crate) const EXECUTION_COLUMNS: &str = "id, flow_id, tenant, status, owners, doc, created_at, \
+     started_at, finished_at, lease_owner, lease_until, lease_attempts, revision";
+
+#[derive(Serialize)]
+struct DocRef<'a> {
+    trigger: &'a TriggerInfo,
+    input: &'a Value,
+    counters: &'a Counters,
+    steps: &'a BTreeMap<String, StepRecord>,
+}
+
+#[derive(Deserialize)]
+struct Doc {
+    trigger: TriggerInfo,
+    input: Value,
+    #[serde(default)]
+    counters: Counters,
+    #[serde(default)]
+    steps: BTreeMap<String, StepRecord>,
+}
+
+fn opt_millis(at: Option<chrono::DateTime<chrono::Utc>>) -> Arg {
+    at.map_or(Arg::OptText(None), |at| Arg::Int(millis(at)))
+}
+
+/// The values of [`EXECUTION_WRITE_COLUMNS`] for `execution`.
+pub(crate) fn execution_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
+    let doc = DocRef { trigger: &e.trigger, input: &e.input, counters: &e.counters, steps: &e.steps };
+    Ok(vec![
+        Arg::Text(e.flow_id.to_string()),
+        opt_text(e.tenant),
+        Arg::Text(e.status.as_str().into()),
+        Arg::Text(e.trigger.trigger_type.as_str().into()),
+        Arg::Text(to_json(&e.owners, "owners")?),
+        Arg::Text(to_json(&doc, "execution document")?),
+        Arg::Int(millis(e.created_at)),
+        opt_millis(e.started_at),
+        opt_millis(e.finished_at),
+        Arg::OptText(e.lease_owner.clone()),
+        opt_millis(e.lease_until),
+        Arg::Int(i64::from(e.lease_attempts)),
+    ])
+}
+
+/// A row of `executions`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ExecutionRow {
+    id: String,
+    flow_id: String,
+    tenant: Option<String>,
+    status: String,
+    owners: String,
+    doc: String,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    lease_owner: Option<String>,
+    lease_until: Option<i64>,
+    lease_attempts: i64,
+    revision: i64,
+}
+
+impl TryFrom<ExecutionRow> for Execution {
+    type Error = PortError;
+
+    fn try_from(row: ExecutionRow) -> Result<Self, PortError> {
+        let doc: Doc = from_json(&row.doc, "execution document")?;
+        let owners: Vec<Owner> = from_json(&row.owners, "owners")?;
+        Ok(Execution {
+            id: parse_id::<ExecutionId>(&row.id)?,
+            flow_id: parse_id::<FlowId>(&row.flow_id)?,
+            tenant: parse_opt_id::<TenantId>(row.tenant.as_deref())?,
+            owners,
+            trigger: doc.trigger,
+            status: parse_enum(&row.status, "execution status")?,
+            input: doc.input,
+            created_at: from_millis(row.created_at)?,
+            started_at: row.started_at.map(from_millis).transpose()?,
+            finished_at: row.finished_at.map(from_millis).transpose()?,
+            counters: doc.counters,
+            steps: doc.steps,
+            lease_owner: row.lease_owner,
+            lease_until: row.lease_until.map(from_millis).transpose()?,
+            lease_attempts: u32::try_from(row.lease_attempts).unwrap_or(0),
+            revision: row.revision,
+        })
+    }
+}

@@ -1,0 +1,292 @@
+//! Executions: one run of a flow, its trigger, input message, status, per-step records and the
+//! worker lease that lets a dead worker's run be detected (SPEC §7).
+
+use super::Owner;
+use crate::ids::{ExecutionId, FlowId, TenantId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// Where an execution is (see [`crate::execution_lifecycle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    /// Recorded, waiting for a worker.
+    Queued,
+    /// A worker holds the lease and runs it.
+    Running,
+    /// Every step ended without error.
+    Succeeded,
+    /// A step failed, or the run was given up.
+    Failed,
+    /// Cancelled by a user.
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    /// Every status.
+    pub const ALL: [ExecutionStatus; 5] = [
+        ExecutionStatus::Queued,
+        ExecutionStatus::Running,
+        ExecutionStatus::Succeeded,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Cancelled,
+    ];
+
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ExecutionStatus::Queued => "queued",
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Succeeded => "succeeded",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// `succeeded`, `failed` or `cancelled`: nothing more will happen.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled)
+    }
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExecutionStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        ExecutionStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or(())
+    }
+}
+
+/// What started an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerType {
+    /// A call of `/webhooks/{flowId}` (or `/hook/{flowId}`).
+    Webhook,
+    /// The flow's cron.
+    Scheduler,
+    /// A user (e.g. `POST /executions/{id}/retry`).
+    Manual,
+}
+
+impl TriggerType {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TriggerType::Webhook => "webhook",
+            TriggerType::Scheduler => "scheduler",
+            TriggerType::Manual => "manual",
+        }
+    }
+}
+
+impl FromStr for TriggerType {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        [TriggerType::Webhook, TriggerType::Scheduler, TriggerType::Manual]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// `trigger: {type, requestId}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerInfo {
+    /// What started the execution.
+    #[serde(rename = "type")]
+    pub trigger_type: TriggerType,
+    /// The caller's request id (webhooks), if any.
+    pub request_id: Option<String>,
+}
+
+/// Where one step (node) of an execution is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    /// The node is processing messages.
+    Running,
+    /// Every message the node received was processed without error.
+    Succeeded,
+    /// The node failed on at least one message.
+    Failed,
+}
+
+/// How many sample output messages a step keeps.
+pub const SAMPLE_OUTPUT_LIMIT: usize = 5;
+
+/// One step's record: `{status, in, out, errors, startedAt, finishedAt, lastError, sampleOutput}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    /// Its status.
+    pub status: StepStatus,
+    /// Messages received.
+    #[serde(rename = "in")]
+    pub in_count: u64,
+    /// Messages emitted.
+    #[serde(rename = "out")]
+    pub out_count: u64,
+    /// Messages whose processing failed.
+    pub errors: u64,
+    /// When the node received its first message.
+    #[serde(with = "super::millis")]
+    pub started_at: DateTime<Utc>,
+    /// When the node finished its last message.
+    #[serde(with = "super::millis_opt")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The last error message.
+    pub last_error: Option<String>,
+    /// The first [`SAMPLE_OUTPUT_LIMIT`] output messages.
+    pub sample_output: Vec<Value>,
+}
+
+impl StepRecord {
+    /// A running step started at `at`, with nothing counted yet.
+    pub fn started(at: DateTime<Utc>) -> Self {
+        Self {
+            status: StepStatus::Running,
+            in_count: 0,
+            out_count: 0,
+            errors: 0,
+            started_at: at,
+            finished_at: None,
+            last_error: None,
+            sample_output: Vec::new(),
+        }
+    }
+
+    /// Counts one output message, keeping it as a sample while fewer than the limit are kept.
+    pub fn record_output(&mut self, message: &Value) {
+        self.out_count += 1;
+        if self.sample_output.len() < SAMPLE_OUTPUT_LIMIT {
+            self.sample_output.push(message.clone());
+        }
+    }
+}
+
+/// `counters: {started, succeeded, errors}` over all steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Step runs started.
+    pub started: u64,
+    /// Step runs that succeeded.
+    pub succeeded: u64,
+    /// Step runs that failed.
+    pub errors: u64,
+}
+
+/// One run of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    /// Its id.
+    pub id: ExecutionId,
+    /// The flow run.
+    pub flow_id: FlowId,
+    /// The flow's tenant.
+    pub tenant: Option<TenantId>,
+    /// The flow's owners when the execution was created (who may see it).
+    pub owners: Vec<Owner>,
+    /// What started it.
+    pub trigger: TriggerInfo,
+    /// Its status.
+    pub status: ExecutionStatus,
+    /// The message given to the trigger node.
+    pub input: Value,
+    /// When it was recorded.
+    #[serde(with = "super::millis")]
+    pub created_at: DateTime<Utc>,
+    /// When a worker first claimed it.
+    #[serde(with = "super::millis_opt")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal status.
+    #[serde(with = "super::millis_opt")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Totals over the steps.
+    pub counters: Counters,
+    /// One record per node id that ran.
+    pub steps: BTreeMap<String, StepRecord>,
+    /// The worker holding the lease, while running.
+    #[serde(skip)]
+    pub lease_owner: Option<String>,
+    /// When the lease runs out; a running execution past it was left by a dead worker.
+    #[serde(skip)]
+    pub lease_until: Option<DateTime<Utc>>,
+    /// How many leases expired so far (drives give-up after repeated worker loss).
+    #[serde(skip)]
+    pub lease_attempts: u32,
+    /// Optimistic-concurrency revision, incremented by every save and claim; internal.
+    #[serde(skip)]
+    pub revision: i64,
+}
+
+impl Execution {
+    /// A queued execution of `flow_id` with `input`, created at `at`.
+    pub fn queued(
+        flow_id: FlowId,
+        tenant: Option<TenantId>,
+        owners: Vec<Owner>,
+        trigger: TriggerInfo,
+        input: Value,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: ExecutionId::new(),
+            flow_id,
+            tenant,
+            owners,
+            trigger,
+            status: ExecutionStatus::Queued,
+            input,
+            created_at: at,
+            started_at: None,
+            finished_at: None,
+            counters: Counters::default(),
+            steps: BTreeMap::new(),
+            lease_owner: None,
+            lease_until: None,
+            lease_attempts: 0,
+            revision: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn serializes_in_camel_case_with_in_and_out() {
+        let at = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap_or_default();
+        let trigger = TriggerInfo { trigger_type: TriggerType::Webhook, request_id: Some("r1".into()) };
+        let mut exec = Execution::queued(FlowId::new(), None, vec![], trigger, json!({"data": 1}), at);
+        let mut step = StepRecord::started(at);
+        for i in 0..7 {
+            step.record_output(&json!(i));
+        }
+        exec.steps.insert("a".into(), step);
+        exec.lease_owner = Some("w1".into());
+        let v = serde_json::to_value(&exec).unwrap_or_default();
+        assert_eq!(v["trigger"], json!({"type": "webhook", "requestId": "r1"}));
+        assert_eq!(v["status"], "queued");
+        assert_eq!(v["startedAt"], Value::Null);
+        assert_eq!(v["steps"]["a"]["out"], 7);
+        assert_eq!(v["steps"]["a"]["in"], 0);
+        assert_eq!(v["steps"]["a"]["sampleOutput"], json!([0, 1, 2, 3, 4]));
+        assert!(v.get("leaseOwner").is_none() && v.get("revision").is_none());
+        let back: Execution = serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.steps, exec.steps);
+    }
+}
