@@ -6,6 +6,7 @@
 //! binary.
 
 pub mod catalogue;
+pub mod components;
 pub mod handler;
 pub mod orchestrator;
 pub mod runtime;
@@ -15,6 +16,7 @@ pub mod triggers;
 mod testing;
 
 pub use catalogue::BuiltinCatalogue;
+pub use components::{CallContext, Component, ComponentError, ComponentRegistry};
 pub use handler::{EventHandler, LifecycleHandler};
 pub use orchestrator::{ENGINE_CONSUMER, Orchestrator};
 pub use triggers::{TriggerKind, TriggerRegistration, TriggerRegistry};

@@ -1,0 +1,29 @@
+//! `filter.filter`: emits the message when its jq `condition` (on the whole message) holds,
+//! nothing otherwise.
+
+use async_trait::async_trait;
+use flow_domain::expr::JqProgram;
+use serde_json::{Map, Value};
+
+use super::{CallContext, Component, ComponentError, check_function, required_str};
+
+/// The `filter` component.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FilterComponent;
+
+#[async_trait]
+impl Component for FilterComponent {
+    async fn call(
+        &self,
+        function: &str,
+        fields: &Map<String, Value>,
+        msg: &Value,
+        _ctx: &CallContext,
+    ) -> Result<Vec<Value>, ComponentError> {
+        check_function(function, "filter")?;
+        let condition = JqProgram::compile(required_str(fields, "condition")?)
+            .map_err(|e| ComponentError::permanent(format!("invalid jq condition: {e}")))?;
+        let holds = condition.holds(msg).map_err(ComponentError::permanent)?;
+        Ok(if holds { vec![msg.clone()] } else { Vec::new() })
+    }
+}

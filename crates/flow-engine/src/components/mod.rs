@@ -1,0 +1,168 @@
+//! Execution of the built-in components: the [`Component`] trait, the per-call
+//! [`CallContext`], the [`ComponentError`] they fail with, and the [`ComponentRegistry`]
+//! mapping a component id to its implementation.
+//!
+//! A message is a JSON object `{id, data, attachments, metadata, headers, query, method, url,
+//! pathSuffix}`; a call returns the messages the component emits (zero, one or many).
+//! Running whole graphs is not done here.
+
+mod code;
+mod delay;
+mod filter;
+mod http;
+mod jq;
+mod log;
+mod net;
+mod passthrough;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+pub use code::CodeComponent;
+pub use delay::{DelayComponent, MAX_DELAY};
+pub use filter::FilterComponent;
+pub use http::{HttpComponent, HttpConfig};
+pub use jq::{JqComponent, MAX_JQ_OUTPUTS};
+pub use log::LogComponent;
+pub use net::is_forbidden_address;
+pub use passthrough::PassThrough;
+
+/// Why a component call failed, and whether trying again later may succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentError {
+    /// Human-readable reason (no secrets).
+    pub message: String,
+    /// Whether a later retry of the same call may succeed (e.g. the remote side was down).
+    pub retryable: bool,
+}
+
+impl ComponentError {
+    /// A failure that retrying will not fix (bad configuration, script error, refusal).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { message: message.into(), retryable: false }
+    }
+
+    /// A failure that may go away on a later attempt.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { message: message.into(), retryable: true }
+    }
+}
+
+impl std::fmt::Display for ComponentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ComponentError {}
+
+/// What a component knows about the call beyond its fields and message.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The flow being executed (for logs).
+    pub flow_id: String,
+    /// The node (step) of the flow being executed (for logs).
+    pub step_id: String,
+    /// Cancelled when the execution is cancelled or the engine shuts down.
+    pub cancel: CancellationToken,
+    /// Whether outbound calls may reach loopback, private, link-local or unspecified addresses.
+    pub allow_private_networks: bool,
+}
+
+/// One executable component.
+#[async_trait]
+pub trait Component: Send + Sync {
+    /// Runs `function` with its configuration `fields` on `msg` and returns the emitted
+    /// messages.
+    ///
+    /// # Errors
+    /// A [`ComponentError`] saying whether the call may be retried.
+    async fn call(
+        &self,
+        function: &str,
+        fields: &Map<String, Value>,
+        msg: &Value,
+        ctx: &CallContext,
+    ) -> Result<Vec<Value>, ComponentError>;
+}
+
+/// Component id -> implementation.
+#[derive(Clone, Default)]
+pub struct ComponentRegistry {
+    components: BTreeMap<String, Arc<dyn Component>>,
+}
+
+impl std::fmt::Debug for ComponentRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentRegistry").field("ids", &self.ids()).finish()
+    }
+}
+
+impl ComponentRegistry {
+    /// The built-in components (`webhook`, `scheduler`, `http`, `jq`, `filter`, `code`, `log`,
+    /// `delay`), with `http` configured by `http`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn builtin(http: HttpConfig) -> Result<Self, ComponentError> {
+        let mut registry = Self::default();
+        registry.insert("webhook", Arc::new(PassThrough::new("receive")));
+        registry.insert("scheduler", Arc::new(PassThrough::new("schedule")));
+        registry.insert("http", Arc::new(HttpComponent::new(http)?));
+        registry.insert("jq", Arc::new(JqComponent));
+        registry.insert("filter", Arc::new(FilterComponent));
+        registry.insert("code", Arc::new(CodeComponent));
+        registry.insert("log", Arc::new(LogComponent));
+        registry.insert("delay", Arc::new(DelayComponent::default()));
+        Ok(registry)
+    }
+
+    /// Adds (or replaces) the component `id`.
+    pub fn insert(&mut self, id: impl Into<String>, component: Arc<dyn Component>) {
+        self.components.insert(id.into(), component);
+    }
+
+    /// The component `id`, if registered.
+    pub fn get(&self, id: &str) -> Option<Arc<dyn Component>> {
+        self.components.get(id).cloned()
+    }
+
+    /// The registered ids, sorted.
+    pub fn ids(&self) -> Vec<&str> {
+        self.components.keys().map(String::as_str).collect()
+    }
+}
+
+/// Fails unless `function` is `expected`.
+pub(crate) fn check_function(function: &str, expected: &str) -> Result<(), ComponentError> {
+    if function == expected {
+        Ok(())
+    } else {
+        Err(ComponentError::permanent(format!("unknown function `{function}`")))
+    }
+}
+
+/// A required string field.
+pub(crate) fn required_str<'a>(
+    fields: &'a Map<String, Value>,
+    name: &str,
+) -> Result<&'a str, ComponentError> {
+    fields
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ComponentError::permanent(format!("field `{name}` must be a string")))
+}
+
+/// `msg` with its `data` replaced by `data` (a fresh message when `msg` is not an object).
+pub(crate) fn with_data(msg: &Value, data: Value) -> Value {
+    let mut out = match msg {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    out.insert("data".into(), data);
+    Value::Object(out)
+}
