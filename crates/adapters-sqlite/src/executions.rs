@@ -6,7 +6,7 @@ use crate::listing::Resource;
 use crate::rows::{EXECUTION_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow, execution_values};
 use crate::sql::{Arg, Filter, bind_args, millis, placeholders};
 use crate::store::SqliteStore;
-use crate::write::{Tx, append_events};
+use crate::write::append_events;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
@@ -56,19 +56,6 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
          RETURNING {EXECUTION_COLUMNS}"
     )
 });
-
-/// `NotFound` when no execution has `id`, else `Conflict` (its revision moved on).
-async fn missing_or_conflict(tx: &mut Tx, id: &str) -> PortError {
-    match sqlx::query_scalar::<_, i64>("SELECT 1 FROM executions WHERE id = ?")
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-    {
-        Ok(Some(_)) => PortError::Conflict,
-        Ok(None) => PortError::NotFound,
-        Err(e) => port_error(e),
-    }
-}
 
 #[async_trait]
 impl ExecutionRepository for SqliteStore {
@@ -148,7 +135,7 @@ impl ExecutionRepository for SqliteStore {
             .await
             .map_err(port_error)?;
         if updated.rows_affected() == 0 {
-            return Err(missing_or_conflict(&mut tx, &id).await);
+            return Err(EXECUTIONS.missing_or_conflict(&mut tx, &id).await);
         }
         EXECUTIONS.replace_owners(&mut tx, &id, &execution.owners).await?;
         append_events(&mut tx, events).await?;

@@ -5,7 +5,7 @@ use crate::listing::{Resource, search};
 use crate::rows::{FLOW_COLUMNS, FLOW_WRITE_COLUMNS, FlowRow, flow_values};
 use crate::sql::{Arg, Filter, bind_args, millis, placeholders};
 use crate::store::SqliteStore;
-use crate::write::{Tx, append_events, record_consumed};
+use crate::write::{append_events, record_consumed};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
@@ -35,19 +35,6 @@ static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
 });
 
 static GET_SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {FLOW_COLUMNS} FROM flows WHERE id = ?"));
-
-/// `NotFound` when no flow has `id`, else `Conflict` (its revision moved on).
-async fn missing_or_conflict(tx: &mut Tx, id: &str) -> PortError {
-    match sqlx::query_scalar::<_, i64>("SELECT 1 FROM flows WHERE id = ?")
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-    {
-        Ok(Some(_)) => PortError::Conflict,
-        Ok(None) => PortError::NotFound,
-        Err(e) => port_error(e),
-    }
-}
 
 #[async_trait]
 impl FlowRepository for SqliteStore {
@@ -114,7 +101,7 @@ impl FlowRepository for SqliteStore {
             .await
             .map_err(port_error)?;
         if updated.rows_affected() == 0 {
-            return Err(missing_or_conflict(&mut tx, &id).await);
+            return Err(FLOWS.missing_or_conflict(&mut tx, &id).await);
         }
         FLOWS.replace_owners(&mut tx, &id, &flow.owners).await?;
         append_events(&mut tx, events).await?;
@@ -131,7 +118,7 @@ impl FlowRepository for SqliteStore {
             .await
             .map_err(port_error)?;
         if deleted.rows_affected() == 0 {
-            return Err(missing_or_conflict(&mut tx, &id).await);
+            return Err(FLOWS.missing_or_conflict(&mut tx, &id).await);
         }
         append_events(&mut tx, events).await?;
         self.commit(tx, !events.is_empty()).await

@@ -1,4 +1,4 @@
-//! What flows and templates share: the owners side table, the visibility, owner and search
+//! What flows, templates and executions share: conditional-write outcomes, the owners side table, the visibility, owner and search
 //! filters (the SQL form of `Actor::can_see`), sorting, and paged reads with a total.
 
 use crate::error::port_error;
@@ -12,7 +12,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, FromRow, SqlitePool};
 use uuid::Uuid;
 
-/// A resource table with owners: `flows` or `templates`.
+/// A resource table with owners: `flows`, `templates` or `executions`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Resource {
     /// The main table.
@@ -63,6 +63,21 @@ impl Resource {
     /// Restricts `filter` to resources listing `owner` among their owners.
     pub(crate) fn owned_by(&self, filter: &mut Filter, owner: Uuid) {
         filter.and(self.owned_by_any(1), [Arg::Text(owner.to_string())]);
+    }
+
+    /// Why a conditional write of resource `id` touched no row: `NotFound` when no row has this
+    /// id, else `Conflict` (its revision or state moved on).
+    pub(crate) async fn missing_or_conflict(&self, tx: &mut Tx, id: &str) -> PortError {
+        let sql = format!("SELECT 1 FROM {} WHERE id = ?", self.table);
+        match sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&mut **tx)
+            .await
+        {
+            Ok(Some(_)) => PortError::Conflict,
+            Ok(None) => PortError::NotFound,
+            Err(e) => port_error(e),
+        }
     }
 
     /// Rewrites the owners rows of resource `id`.

@@ -6,7 +6,7 @@ use crate::listing::{Resource, search};
 use crate::rows::{TEMPLATE_COLUMNS, TEMPLATE_WRITE_COLUMNS, TemplateRow, template_values};
 use crate::sql::{Arg, Filter, bind_args, placeholders};
 use crate::store::SqliteStore;
-use crate::write::{Tx, append_events};
+use crate::write::append_events;
 use async_trait::async_trait;
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
@@ -40,19 +40,6 @@ static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
 
 static GET_SQL: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?"));
-
-/// `NotFound` when no template has `id`, else `Conflict`.
-async fn missing_or_conflict(tx: &mut Tx, id: &str) -> PortError {
-    match sqlx::query_scalar::<_, i64>("SELECT 1 FROM templates WHERE id = ?")
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-    {
-        Ok(Some(_)) => PortError::Conflict,
-        Ok(None) => PortError::NotFound,
-        Err(e) => port_error(e),
-    }
-}
 
 /// Templates having any of `tags`, plus untagged templates.
 fn tagged(filter: &mut Filter, tags: &[String]) {
@@ -122,7 +109,7 @@ impl TemplateRepository for SqliteStore {
             .await
             .map_err(port_error)?;
         if updated.rows_affected() == 0 {
-            return Err(missing_or_conflict(&mut tx, &id).await);
+            return Err(TEMPLATES.missing_or_conflict(&mut tx, &id).await);
         }
         TEMPLATES.replace_owners(&mut tx, &id, &template.owners).await?;
         append_events(&mut tx, events).await?;
@@ -139,7 +126,7 @@ impl TemplateRepository for SqliteStore {
             .await
             .map_err(port_error)?;
         if deleted.rows_affected() == 0 {
-            return Err(missing_or_conflict(&mut tx, &id).await);
+            return Err(TEMPLATES.missing_or_conflict(&mut tx, &id).await);
         }
         append_events(&mut tx, events).await?;
         self.commit(tx, !events.is_empty()).await
