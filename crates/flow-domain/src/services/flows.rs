@@ -90,7 +90,7 @@ impl FlowService {
         {
             errors.push(FieldError::at("status", STATUS_IS_READ_ONLY));
         }
-        let ownership = ownership::resolve(actor, doc.tenant, doc.owners, None, true);
+        let ownership = ownership::resolve(actor, doc.tenant, doc.owners, None);
         let (tenant, owners) = match ownership {
             Ok(v) => v,
             Err(e) => {
@@ -199,7 +199,7 @@ impl FlowService {
             }
         };
         let Some(doc) = doc else { return Err(ServiceError::Validation(errors)) };
-        let ownership = ownership::resolve(actor, doc.tenant, doc.owners, Some(flow.tenant), false);
+        let ownership = ownership::resolve(actor, doc.tenant, doc.owners, Some(flow.tenant));
         let (tenant, owners) = ownership.map_err(|e| {
             errors.extend(e);
             ServiceError::Validation(errors.clone())

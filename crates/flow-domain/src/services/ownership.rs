@@ -9,13 +9,13 @@ use crate::model::{Owner, OwnerType};
 ///
 /// Admins may name any tenant and owners. Everyone else writes only into their own tenant and
 /// may name only their own tenant as a tenant owner. The caller is added as a user owner (on an
-/// edit, unless an admin), and on creation the resource's tenant as a tenant owner.
+/// edit, unless an admin), and on creation (`current_tenant` is `None`) the resource's tenant as a
+/// tenant owner.
 pub(crate) fn resolve(
     actor: &Actor,
     tenant: Option<Option<TenantId>>,
     owners: Option<Vec<Owner>>,
     current_tenant: Option<Option<TenantId>>,
-    add_tenant_owner: bool,
 ) -> Result<(Option<TenantId>, Vec<Owner>), Vec<FieldError>> {
     let mut errors = Vec::new();
     let default_tenant = current_tenant.unwrap_or(actor.tenant);
@@ -45,7 +45,7 @@ pub(crate) fn resolve(
     if creating || !actor.is_admin() {
         crate::model::add_owner_pub(&mut owners, Owner::user(actor.user_id.0));
     }
-    if let (true, Some(t)) = (add_tenant_owner, tenant) {
+    if let (true, Some(t)) = (creating, tenant) {
         crate::model::add_owner_pub(&mut owners, Owner::tenant(t.0));
     }
     if errors.is_empty() { Ok((tenant, owners)) } else { Err(errors) }

@@ -59,8 +59,8 @@ impl TemplateService {
     pub async fn create(&self, actor: &Actor, body: &Value) -> ServiceResult<Template> {
         actor.require(Permission::TemplatesWrite)?;
         let doc = parse_template_document(body).map_err(ServiceError::Validation)?;
-        let (tenant, owners) = ownership::resolve(actor, doc.tenant, doc.owners, None, true)
-            .map_err(ServiceError::Validation)?;
+        let (tenant, owners) =
+            ownership::resolve(actor, doc.tenant, doc.owners, None).map_err(ServiceError::Validation)?;
         let now = self.clock.now();
         let template = Template {
             id: TemplateId::new(),
@@ -124,9 +124,8 @@ impl TemplateService {
             }
         }
         let doc = parse_template_document(&Value::Object(merged)).map_err(ServiceError::Validation)?;
-        let (tenant, owners) =
-            ownership::resolve(actor, doc.tenant, doc.owners, Some(template.tenant), false)
-                .map_err(ServiceError::Validation)?;
+        let (tenant, owners) = ownership::resolve(actor, doc.tenant, doc.owners, Some(template.tenant))
+            .map_err(ServiceError::Validation)?;
         let now = self.clock.now();
         let mut next = template;
         next.spec = doc.spec;
