@@ -157,4 +157,29 @@ impl ExecutionRepository for SqliteStore {
             .map_err(port_error)?;
         rows.into_iter().map(Execution::try_from).collect()
     }
+
+    // PLACEHOLDER (replaced by the SQLite work on issue 3)
+    async fn insert_idempotent(
+        &self,
+        _execution: &Execution,
+        _events: &[Event],
+        _window_start: DateTime<Utc>,
+    ) -> Result<Option<Execution>, PortError> {
+        Err(PortError::Other(anyhow::anyhow!("PLACEHOLDER")))
+    }
+
+    // PLACEHOLDER
+    async fn list_queued_before(&self, _before: DateTime<Utc>, _limit: u32) -> Result<Vec<Execution>, PortError> {
+        Err(PortError::Other(anyhow::anyhow!("PLACEHOLDER")))
+    }
+
+    // PLACEHOLDER
+    async fn usage(
+        &self,
+        _tenant: Option<flow_domain::ids::TenantId>,
+        _from: DateTime<Utc>,
+        _to: DateTime<Utc>,
+    ) -> Result<Vec<flow_domain::ports::StepUsage>, PortError> {
+        Err(PortError::Other(anyhow::anyhow!("PLACEHOLDER")))
+    }
 }

@@ -140,6 +140,11 @@ impl FlowRepository for SqliteStore {
         rows.into_iter().map(Flow::try_from).collect()
     }
 
+    // PLACEHOLDER
+    async fn list_scheduled(&self) -> Result<Vec<Flow>, PortError> {
+        Err(PortError::Other(anyhow::anyhow!("PLACEHOLDER")))
+    }
+
     async fn list_owned_by(&self, owner_id: Uuid) -> Result<Vec<Flow>, PortError> {
         let mut filter = Filter::default();
         FLOWS.owned_by(&mut filter, owner_id);

@@ -1,6 +1,6 @@
 //! Event envelopes of the bus (SPEC §5) and the constructors of each event.
 
-use crate::ids::{EventId, FlowId, TemplateId, TenantId, UserId};
+use crate::ids::{EventId, ExecutionId, FlowId, TemplateId, TenantId, UserId};
 use crate::model::Flow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -128,6 +128,23 @@ impl Event {
         Self::new(name, Some(template.to_string()), TEMPLATES_SOURCE, payload, now)
     }
 
+    /// `flow.execute` with `{flowId, executionId}` (the message is stored with the execution),
+    /// keyed by flow id.
+    pub fn flow_execute(flow: FlowId, execution: ExecutionId, now: DateTime<Utc>) -> Self {
+        Self::new(
+            names::FLOW_EXECUTE,
+            Some(flow.to_string()),
+            EXECUTIONS_SOURCE,
+            json!({ "flowId": flow, "executionId": execution }),
+            now,
+        )
+    }
+
+    /// The `executionId` of a `flow.execute` payload, if well formed.
+    pub fn execution_id(&self) -> Option<ExecutionId> {
+        self.payload.get("executionId").and_then(Value::as_str).and_then(|s| s.parse().ok())
+    }
+
     /// `iam.user.*` events `{id}`.
     pub fn user_event(name: &str, user: UserId, now: DateTime<Utc>) -> Self {
         Self::new(name, Some(user.to_string()), IAM_SOURCE, json!({ "id": user }), now)
@@ -136,6 +153,8 @@ impl Event {
 
 /// Source of events published by the flows use cases.
 pub const FLOWS_SOURCE: &str = "flow-repository";
+/// Source of `flow.execute` events (webhooks, scheduler, retries).
+pub const EXECUTIONS_SOURCE: &str = "executions";
 /// Source of events published by the engine.
 pub const ENGINE_SOURCE: &str = "flow-engine";
 /// Source of events published by the template use cases.

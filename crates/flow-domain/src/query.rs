@@ -153,6 +153,8 @@ pub struct ExecutionQuery {
     pub from: Option<DateTime<Utc>>,
     /// `filter[to]`: created strictly before (a bare date means the end of that day).
     pub to: Option<DateTime<Utc>>,
+    /// Only executions in which this node (step id) ran (the step-logs route).
+    pub step: Option<String>,
     /// Page.
     pub page: PageRequest,
 }
@@ -167,6 +169,10 @@ pub struct ParamErrors(Vec<FieldError>);
 impl ParamErrors {
     fn push(&mut self, field: &str, message: impl Into<String>) {
         self.0.push(FieldError::at(field, message));
+    }
+    /// Records a problem with parameter `field`.
+    pub fn push_public(&mut self, field: &str, message: impl Into<String>) {
+        self.push(field, message);
     }
     fn finish<T>(self, value: T) -> ServiceResult<T> {
         if self.0.is_empty() { Ok(value) } else { Err(ServiceError::Validation(self.0)) }
@@ -346,6 +352,7 @@ pub fn parse_execution_query(params: &Params, visibility: Visibility) -> Service
         status,
         from: parse_bound(params, "filter[from]", false, &mut errors),
         to: parse_bound(params, "filter[to]", true, &mut errors),
+        step: None,
         page: parse_page(params, &mut errors),
     };
     errors.finish(query)

@@ -108,6 +108,8 @@ impl TryFrom<ExecutionRow> for Execution {
             finished_at: row.finished_at.map(from_millis).transpose()?,
             counters: doc.counters,
             steps: doc.steps,
+            error: None,            // PLACEHOLDER: persisted by the SQLite work on issue 3
+            idempotency_key: None, // PLACEHOLDER
             lease_owner: row.lease_owner,
             lease_until: row.lease_until.map(from_millis).transpose()?,
             lease_attempts: u32::try_from(row.lease_attempts).unwrap_or(0),

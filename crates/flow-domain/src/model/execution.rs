@@ -129,6 +129,9 @@ pub const SAMPLE_OUTPUT_LIMIT: usize = 5;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepRecord {
+    /// The node's component (`http`, `jq`, ...), for usage reports.
+    #[serde(default)]
+    pub component_id: String,
     /// Its status.
     pub status: StepStatus,
     /// Messages received.
@@ -153,8 +156,9 @@ pub struct StepRecord {
 
 impl StepRecord {
     /// A running step started at `at`, with nothing counted yet.
-    pub fn started(at: DateTime<Utc>) -> Self {
+    pub fn started(component_id: &str, at: DateTime<Utc>) -> Self {
         Self {
+            component_id: component_id.into(),
             status: StepStatus::Running,
             in_count: 0,
             out_count: 0,
@@ -217,6 +221,11 @@ pub struct Execution {
     pub counters: Counters,
     /// One record per node id that ran.
     pub steps: BTreeMap<String, StepRecord>,
+    /// Why the execution failed as a whole (a lost worker, a deleted flow), if it did.
+    pub error: Option<String>,
+    /// The caller's idempotency key (webhooks) or the due time (cron); internal.
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
     /// The worker holding the lease, while running.
     #[serde(skip)]
     pub lease_owner: Option<String>,
@@ -254,11 +263,37 @@ impl Execution {
             finished_at: None,
             counters: Counters::default(),
             steps: BTreeMap::new(),
+            error: None,
+            idempotency_key: None,
             lease_owner: None,
             lease_until: None,
             lease_attempts: 0,
             revision: 0,
         }
+    }
+}
+
+impl Execution {
+    /// What a `?sync=true` webhook answers once the execution ended: the `data` of the first
+    /// output message of the step that finished last (`{}` when it emitted none), or the
+    /// error of the failed step (or of the execution).
+    ///
+    /// # Errors
+    /// The error message when the execution failed.
+    pub fn reply(&self) -> Result<Value, String> {
+        if self.status == ExecutionStatus::Failed {
+            let failed = self.steps.values().filter(|s| s.status == StepStatus::Failed).find_map(|s| s.last_error.clone());
+            return Err(failed.or_else(|| self.error.clone()).unwrap_or_else(|| "The execution failed.".into()));
+        }
+        let last = self
+            .steps
+            .iter()
+            .filter(|(_, s)| s.finished_at.is_some())
+            .max_by(|(a_id, a), (b_id, b)| a.finished_at.cmp(&b.finished_at).then(b_id.cmp(a_id)));
+        Ok(last
+            .and_then(|(_, step)| step.sample_output.first())
+            .map(|message| message.get("data").cloned().unwrap_or_else(|| message.clone()))
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new())))
     }
 }
 
@@ -272,7 +307,7 @@ mod tests {
         let at = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap_or_default();
         let trigger = TriggerInfo { trigger_type: TriggerType::Webhook, request_id: Some("r1".into()) };
         let mut exec = Execution::queued(FlowId::new(), None, vec![], trigger, json!({"data": 1}), at);
-        let mut step = StepRecord::started(at);
+        let mut step = StepRecord::started("jq", at);
         for i in 0..7 {
             step.record_output(&json!(i));
         }

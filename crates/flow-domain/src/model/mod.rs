@@ -1,5 +1,6 @@
 //! The model: flows, graphs, templates, users, tenants, owners, tokens, executions.
 
+mod component;
 mod execution;
 mod flow;
 mod graph;
@@ -7,6 +8,7 @@ mod identity;
 mod owner;
 mod template;
 
+pub use component::{ExternalComponent, ExternalFunction};
 pub use execution::{
     Counters, Execution, ExecutionStatus, SAMPLE_OUTPUT_LIMIT, StepRecord, StepStatus, TriggerInfo,
     TriggerType,

@@ -1,5 +1,8 @@
 //! The component catalogue: which components and functions nodes may name.
 
+use crate::ids::TenantId;
+use crate::model::ExternalComponent;
+use crate::query::Visibility;
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
@@ -55,18 +58,40 @@ impl ComponentSpec {
     }
 }
 
-/// Lists and finds components.
+/// Lists and finds components: the built-ins, and the external components of a tenant.
 #[async_trait]
 pub trait ComponentCatalogue: Send + Sync {
-    /// Every component, built-ins first.
+    /// Every component `visibility` allows, built-ins first.
     ///
     /// # Errors
     /// When registered components cannot be read.
-    async fn list(&self) -> anyhow::Result<Vec<ComponentSpec>>;
+    async fn list(&self, visibility: &Visibility) -> anyhow::Result<Vec<ComponentSpec>>;
 
-    /// The component with `id`.
+    /// The component with `id` usable by a flow of `tenant` (a built-in, or an external
+    /// component registered by that tenant).
     ///
     /// # Errors
     /// When registered components cannot be read.
-    async fn find(&self, id: &str) -> anyhow::Result<Option<ComponentSpec>>;
+    async fn find(&self, id: &str, tenant: Option<TenantId>) -> anyhow::Result<Option<ComponentSpec>>;
+}
+
+impl From<&ExternalComponent> for ComponentSpec {
+    fn from(component: &ExternalComponent) -> Self {
+        ComponentSpec {
+            id: component.name.clone(),
+            name: component.name.clone(),
+            description: format!("External component at {}", component.url),
+            kind: ComponentKind::Action,
+            builtin: false,
+            functions: component
+                .functions
+                .iter()
+                .map(|f| ComponentFunction {
+                    name: f.name.clone(),
+                    description: f.description.clone(),
+                    config_schema: serde_json::json!({ "type": "object" }),
+                })
+                .collect(),
+        }
+    }
 }

@@ -15,8 +15,8 @@ pub use bus::{EventPublisher, EventStream, EventSubscriber};
 pub use catalogue::{ComponentCatalogue, ComponentFunction, ComponentKind, ComponentSpec};
 pub use security::{PasswordHasher, TokenMinter};
 pub use storage::{
-    ExecutionRepository, FlowRepository, Health, Outbox, StoredEvent, TemplateRepository, TenantRepository,
-    TokenRepository, UserRepository,
+    ComponentRepository, ExecutionRepository, FlowRepository, Health, Outbox, StepUsage, StoredEvent,
+    TemplateRepository, TenantRepository, TokenRepository, UserRepository,
 };
 
 #[cfg(any(test, feature = "mock"))]
@@ -25,6 +25,6 @@ pub use bus::{MockEventPublisher, MockEventSubscriber};
 pub use security::{MockPasswordHasher, MockTokenMinter};
 #[cfg(any(test, feature = "mock"))]
 pub use storage::{
-    MockExecutionRepository, MockFlowRepository, MockOutbox, MockTemplateRepository, MockTenantRepository,
+    MockComponentRepository, MockExecutionRepository, MockFlowRepository, MockOutbox, MockTemplateRepository, MockTenantRepository,
     MockTokenRepository, MockUserRepository,
 };

@@ -3,8 +3,8 @@
 use crate::error::PortError;
 use crate::event::{Consumed, Event};
 use crate::ids::{ExecutionId, FlowId, TemplateId, TenantId, TokenId, UserId};
-use crate::model::{AccessToken, Execution, Flow, NewUser, Template, Tenant, User};
-use crate::query::{ExecutionQuery, FlowQuery, Page, PageRequest, TemplateQuery, UserQuery};
+use crate::model::{AccessToken, Execution, ExternalComponent, Flow, NewUser, Template, Tenant, User};
+use crate::query::{ExecutionQuery, FlowQuery, Page, PageRequest, TemplateQuery, UserQuery, Visibility};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -58,6 +58,12 @@ pub trait FlowRepository: Send + Sync {
     /// # Errors
     /// `Unavailable`, `Other`.
     async fn list_stalled(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Flow>, PortError>;
+
+    /// Every `active` flow with a `cron` expression (the scheduler's work list).
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list_scheduled(&self) -> Result<Vec<Flow>, PortError>;
 
     /// Every flow listing `owner_id` among its owners, in any tenant.
     ///
@@ -168,6 +174,77 @@ pub trait ExecutionRepository: Send + Sync {
     /// # Errors
     /// `Unavailable`, `Other`.
     async fn list_expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError>;
+
+    /// Stores `execution` (whose `idempotency_key` is set) unless an execution of the same flow
+    /// with the same key was created at or after `window_start`: then nothing is written and
+    /// that execution is returned. An older execution holding the key gives it up. Atomic: of
+    /// two concurrent calls with one key, exactly one inserts.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn insert_idempotent(
+        &self,
+        execution: &Execution,
+        events: &[Event],
+        window_start: DateTime<Utc>,
+    ) -> Result<Option<Execution>, PortError>;
+
+    /// Queued executions created before `before` (their `flow.execute` may have been lost with
+    /// a process), oldest first.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list_queued_before(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError>;
+
+    /// Step usage of the executions of `tenant` (every tenant when `None`) created in
+    /// `[from, to)`: for each (flow, first user owner, component), the messages steps received.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn usage(
+        &self,
+        tenant: Option<TenantId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StepUsage>, PortError>;
+}
+
+/// One row of [`ExecutionRepository::usage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUsage {
+    /// The flow.
+    pub flow_id: FlowId,
+    /// The tenant.
+    pub tenant: Option<TenantId>,
+    /// The first owner of type user of the execution, if any.
+    pub user: Option<Uuid>,
+    /// The component of the steps.
+    pub component_id: String,
+    /// Steps executed (messages received by the flow's steps of this component).
+    pub count: u64,
+}
+
+/// External components registered with `POST /components`.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait ComponentRepository: Send + Sync {
+    /// Stores a new component.
+    ///
+    /// # Errors
+    /// MUST return `Duplicate("component name")` when the name is taken.
+    async fn insert(&self, component: &ExternalComponent) -> Result<(), PortError>;
+
+    /// The component named `name`, whoever owns it.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn get(&self, name: &str) -> Result<Option<ExternalComponent>, PortError>;
+
+    /// Every component `visibility` allows, by name.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list(&self, visibility: &Visibility) -> Result<Vec<ExternalComponent>, PortError>;
 }
 
 /// User accounts and their password hashes.

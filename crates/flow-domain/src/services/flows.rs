@@ -191,6 +191,10 @@ impl FlowService {
                 merged.insert(key.clone(), value.clone());
             }
         }
+        // The webhook secret is write-only: an update that does not name it keeps it.
+        if let Some(Value::Object(settings)) = merged.get_mut("flowSettings") {
+            super::webhook_auth::keep_secret(&flow.spec.flow_settings, settings);
+        }
         let doc = match parse_flow_document(&Value::Object(merged)) {
             Ok(doc) => Some(doc),
             Err(e) => {

@@ -84,21 +84,36 @@ impl AuthService {
     /// disabled or pending account, only after a correct password.
     pub async fn login(&self, body: &Value, address: Option<&str>) -> ServiceResult<IssuedToken> {
         let input = parse_login(body).map_err(ServiceError::Validation)?;
+        let user = self.check_password(&input.username, &input.password, address).await?;
+        self.issue(user.id).await
+    }
+
+    /// Checks a username and password (login, and `Basic` webhook auth) without issuing a
+    /// token; failures count towards the login throttle.
+    ///
+    /// # Errors
+    /// As [`AuthService::login`].
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        address: Option<&str>,
+    ) -> ServiceResult<User> {
         let now = self.clock.now();
-        if let Some(retry_after_secs) = self.throttle.retry_after(&input.username, address, now) {
+        if let Some(retry_after_secs) = self.throttle.retry_after(username, address, now) {
             return Err(ServiceError::RateLimited { retry_after_secs });
         }
-        let found = self.users.find_login(&input.username).await?;
+        let found = self.users.find_login(username).await?;
         let verified = match &found {
-            Some((_, Some(hash))) => self.hasher.verify(&input.password, hash).await?,
+            Some((_, Some(hash))) => self.hasher.verify(password, hash).await?,
             _ => {
                 // Spend the same effort as a verification so timing does not reveal users.
-                self.hasher.hash(&input.password).await?;
+                self.hasher.hash(password).await?;
                 false
             }
         };
         let Some((user, _)) = found.filter(|_| verified) else {
-            self.throttle.record_failure(&input.username, address, now);
+            self.throttle.record_failure(username, address, now);
             return Err(ServiceError::Unauthenticated(BAD_CREDENTIALS.into()));
         };
         if user.status != UserStatus::Active {
@@ -107,8 +122,8 @@ impl AuthService {
                 user.status.as_str().to_lowercase()
             )));
         }
-        self.throttle.record_success(&input.username);
-        self.issue(user.id).await
+        self.throttle.record_success(username);
+        Ok(user)
     }
 
     async fn issue(&self, user_id: UserId) -> ServiceResult<IssuedToken> {

@@ -1,6 +1,8 @@
 //! Use cases. Each service checks permission and ownership, applies the rules, and persists
 //! through the ports; handlers call exactly one method and render its result.
 
+pub mod components;
+pub mod executions;
 pub mod flows;
 pub mod identity;
 pub mod lifecycle;
@@ -8,16 +10,21 @@ mod ownership;
 pub mod templates;
 pub mod throttle;
 pub mod users;
+pub mod webhook_auth;
+pub mod webhooks;
 
 #[cfg(test)]
 mod tests;
 
+pub use components::ComponentService;
+pub use executions::ExecutionService;
 pub use flows::FlowService;
 pub use identity::{AuthService, FirstAdmin, IssuedToken};
 pub use lifecycle::{LifecycleListener, Watchdog, WatchdogConfig};
 pub use templates::TemplateService;
 pub use throttle::{LoginThrottle, ThrottleConfig};
 pub use users::{TenantService, UserService};
+pub use webhooks::{WebhookAccepted, WebhookCall, WebhookMethod, WebhookService};
 
 use crate::error::ServiceError;
 use crate::validate::Errors;

@@ -80,6 +80,9 @@ fn parse_spec(obj: &Map<String, Value>, errors: &mut Errors) -> Option<FlowSpec>
         errors.add("cron", message);
     }
     let flow_settings = opt_object(obj, "flowSettings", "", errors);
+    for (field, message) in crate::services::webhook_auth::check_settings(&flow_settings) {
+        errors.add(field, message);
+    }
     let graph = parse_graph(obj.get("graph"), errors);
     Some(FlowSpec { name: name?, description, flow_type, cron, graph: graph?, flow_settings })
 }

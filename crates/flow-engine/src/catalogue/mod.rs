@@ -8,7 +8,9 @@ pub use builtin::builtin_components;
 pub use schema::check_fields;
 
 use async_trait::async_trait;
+use flow_domain::ids::TenantId;
 use flow_domain::ports::{ComponentCatalogue, ComponentSpec};
+use flow_domain::query::Visibility;
 
 /// The catalogue of built-in components (`webhook`, `scheduler`, `http`, `jq`, `filter`,
 /// `code`, `log`, `delay`).
@@ -37,11 +39,11 @@ impl Default for BuiltinCatalogue {
 
 #[async_trait]
 impl ComponentCatalogue for BuiltinCatalogue {
-    async fn list(&self) -> anyhow::Result<Vec<ComponentSpec>> {
+    async fn list(&self, _visibility: &Visibility) -> anyhow::Result<Vec<ComponentSpec>> {
         Ok(self.components.clone())
     }
 
-    async fn find(&self, id: &str) -> anyhow::Result<Option<ComponentSpec>> {
+    async fn find(&self, id: &str, _tenant: Option<TenantId>) -> anyhow::Result<Option<ComponentSpec>> {
         Ok(self.components.iter().find(|c| c.id == id).cloned())
     }
 }
@@ -54,7 +56,7 @@ mod tests {
     #[tokio::test]
     async fn lists_every_builtin_with_its_functions() {
         let catalogue = BuiltinCatalogue::new();
-        let listed = catalogue.list().await.expect("list");
+        let listed = catalogue.list(&Visibility::All).await.expect("list");
         let ids: Vec<&str> = listed.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["webhook", "scheduler", "http", "jq", "filter", "code", "log", "delay"]);
         let expected_functions = [
@@ -68,7 +70,7 @@ mod tests {
             ("delay", "wait"),
         ];
         for (component, function) in expected_functions {
-            let spec = catalogue.find(component).await.expect("find").expect("exists");
+            let spec = catalogue.find(component, None).await.expect("find").expect("exists");
             assert!(spec.builtin);
             assert!(spec.function(function).is_some(), "{component}.{function}");
         }
@@ -76,7 +78,7 @@ mod tests {
             let trigger = matches!(spec.id.as_str(), "webhook" | "scheduler");
             assert_eq!(spec.kind == ComponentKind::Trigger, trigger, "{}", spec.id);
         }
-        assert!(catalogue.find("nosuch").await.expect("find").is_none());
+        assert!(catalogue.find("nosuch", None).await.expect("find").is_none());
     }
 
     #[test]

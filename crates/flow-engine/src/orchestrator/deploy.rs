@@ -5,7 +5,7 @@
 use crate::catalogue::check_fields;
 use crate::triggers::{TriggerKind, TriggerRegistration};
 use flow_domain::expr::JqProgram;
-use flow_domain::ids::FlowId;
+use flow_domain::ids::{FlowId, TenantId};
 use flow_domain::model::Graph;
 use flow_domain::ports::{ComponentCatalogue, ComponentKind, ComponentSpec};
 use flow_domain::validate::parse_cron;
@@ -16,6 +16,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct FlowPayload {
     pub(crate) id: FlowId,
+    #[serde(default)]
+    pub(crate) tenant: Option<TenantId>,
     #[serde(default)]
     pub(crate) cron: Option<String>,
     pub(crate) graph: Graph,
@@ -42,7 +44,7 @@ pub(crate) async fn check_flow(
     let mut components: HashMap<&str, Option<ComponentSpec>> = HashMap::new();
     for node in &flow.graph.nodes {
         if !components.contains_key(node.component_id.as_str()) {
-            components.insert(&node.component_id, catalogue.find(&node.component_id).await?);
+            components.insert(&node.component_id, catalogue.find(&node.component_id, flow.tenant).await?);
         }
         let Some(Some(component)) = components.get(node.component_id.as_str()) else {
             problems.push(format!("Node \"{}\": unknown component \"{}\"", node.id, node.component_id));

@@ -32,6 +32,7 @@ pub fn query(visibility: Visibility) -> ExecutionQuery {
         status: None,
         from: None,
         to: None,
+        step: None,
         page: PageRequest { size: 100, number: 1 },
     }
 }
@@ -58,7 +59,7 @@ pub async fn round_trip(executions: Arc<dyn ExecutionRepository>, outbox: Arc<dy
     full.started_at = Some(ms(long_ago(6)));
     full.finished_at = Some(ms(long_ago(7_001)));
     full.counters = Counters { started: 3, succeeded: 2, errors: 1 };
-    let mut step = StepRecord::started(ms(long_ago(8)));
+    let mut step = StepRecord::started("jq", ms(long_ago(8)));
     step.status = StepStatus::Failed;
     step.in_count = 2;
     step.errors = 1;
@@ -66,7 +67,7 @@ pub async fn round_trip(executions: Arc<dyn ExecutionRepository>, outbox: Arc<dy
     step.last_error = Some("HTTP 500".into());
     step.record_output(&json!({ "data": [1, "two", null] }));
     full.steps.insert("send".into(), step.clone());
-    full.steps.insert("trigger".into(), StepRecord::started(ms(long_ago(10))));
+    full.steps.insert("trigger".into(), StepRecord::started("webhook", ms(long_ago(10))));
     full.lease_owner = Some("worker-1".into());
     full.lease_until = Some(ms(long_ago(60_000)));
     full.lease_attempts = 2;
@@ -244,7 +245,7 @@ pub async fn save_compare_and_set(executions: Arc<dyn ExecutionRepository>, outb
     done.lease_until = None;
     done.counters.started = 1;
     done.counters.succeeded = 1;
-    done.steps.insert("trigger".into(), StepRecord::started(now()));
+    done.steps.insert("trigger".into(), StepRecord::started("webhook", now()));
     done.owners.push(Owner::tenant(Uuid::now_v7()));
     let events = vec![event()];
     executions.save(&done, &events).await.expect("save on the current revision");

@@ -1,0 +1,257 @@
+//! The incoming-webhook use case (SPEC §6): find the active flow, authenticate the caller as
+//! the flow's settings require, and durably record a queued execution with its `flow.execute`
+//! event (once per idempotency key within 24 hours) before anything is answered.
+
+use super::identity::AuthService;
+use super::webhook_auth::{
+    StandardWebhookHeaders, WebhookSettings, verify_hmac, verify_standard_webhook,
+};
+use crate::actor::Actor;
+use crate::error::{ServiceError, ServiceResult};
+use crate::event::Event;
+use crate::ids::{ExecutionId, FlowId};
+use crate::model::{Execution, Flow, FlowStatus, TriggerInfo, TriggerType};
+use crate::permission::Permission;
+use crate::ports::{ExecutionRepository, FlowRepository};
+use crate::time::Clock;
+use base64::Engine as _;
+use chrono::Duration;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_WINDOW_HOURS: i64 = 24;
+
+/// The answer to a refused caller (the same for every way of failing).
+pub const UNAUTHORIZED: &str = "Unauthorized";
+
+/// HTTP method of a webhook call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookMethod {
+    /// Data in the body.
+    Post,
+    /// Data in the query string.
+    Get,
+    /// Only asks whether the flow would accept.
+    Head,
+}
+
+impl WebhookMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            WebhookMethod::Post => "POST",
+            WebhookMethod::Get => "GET",
+            WebhookMethod::Head => "HEAD",
+        }
+    }
+}
+
+/// One incoming webhook call, as parsed by the HTTP adapter.
+#[derive(Debug, Clone)]
+pub struct WebhookCall {
+    /// The raw `{flowId}` path segment.
+    pub flow_id: String,
+    /// The method.
+    pub method: WebhookMethod,
+    /// The optional extra path segment.
+    pub path_suffix: Option<String>,
+    /// The request URL (path and query).
+    pub url: String,
+    /// Request headers, names lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The query string as an object.
+    pub query: Map<String, Value>,
+    /// The body as received (signatures are computed over it).
+    pub raw_body: Vec<u8>,
+    /// The message data: the parsed body (POST) or the query (GET).
+    pub data: Value,
+    /// The request id (`x-request-id`, or generated).
+    pub request_id: String,
+    /// The caller's address, for the login throttle of `Basic` auth.
+    pub address: Option<String>,
+}
+
+impl WebhookCall {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// An accepted call: what the caller is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAccepted {
+    /// The request id of the (first) call.
+    pub request_id: String,
+    /// The execution it created (`None` for `HEAD`).
+    pub execution_id: Option<ExecutionId>,
+    /// Whether this was a repeat of an earlier call with the same idempotency key.
+    pub repeated: bool,
+}
+
+/// The 404 for a flow that is unknown, malformed or not active.
+pub fn flow_unavailable(raw_id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("Flow {raw_id} either does not exist or is inactive."))
+}
+
+fn unauthorized() -> ServiceError {
+    ServiceError::Forbidden(UNAUTHORIZED.into())
+}
+
+/// Incoming webhooks.
+pub struct WebhookService {
+    flows: Arc<dyn FlowRepository>,
+    executions: Arc<dyn ExecutionRepository>,
+    auth: Arc<AuthService>,
+    clock: Arc<dyn Clock>,
+}
+
+impl WebhookService {
+    /// A service over the flow and execution stores.
+    pub fn new(
+        flows: Arc<dyn FlowRepository>,
+        executions: Arc<dyn ExecutionRepository>,
+        auth: Arc<AuthService>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { flows, executions, auth, clock }
+    }
+
+    /// Accepts one call: on success the execution and its `flow.execute` event are stored.
+    ///
+    /// # Errors
+    /// `NotFound` when the flow is unknown, malformed or not active; `Forbidden` when the
+    /// flow requires authentication and the caller fails it; `Unavailable` when storage is
+    /// down (nothing was accepted).
+    pub async fn accept(&self, call: &WebhookCall) -> ServiceResult<WebhookAccepted> {
+        let flow = self.active_flow(&call.flow_id).await?;
+        let settings = WebhookSettings::from_flow_settings(&flow.spec.flow_settings);
+        let signed_key = if settings.require_auth { self.authorize(&flow, &settings, call).await? } else { None };
+        if call.method == WebhookMethod::Head {
+            return Ok(WebhookAccepted { request_id: call.request_id.clone(), execution_id: None, repeated: false });
+        }
+        let now = self.clock.now();
+        let trigger = TriggerInfo { trigger_type: TriggerType::Webhook, request_id: Some(call.request_id.clone()) };
+        let mut execution =
+            Execution::queued(flow.id, flow.tenant, flow.owners.clone(), trigger, message_of(call), now);
+        let events = [Event::flow_execute(flow.id, execution.id, now)];
+        execution.idempotency_key = idempotency_key(call).or(signed_key);
+        if execution.idempotency_key.is_none() {
+            self.executions.insert(&execution, &events).await?;
+            return Ok(accepted(&execution, false));
+        }
+        let window_start = now - Duration::hours(IDEMPOTENCY_WINDOW_HOURS);
+        match self.executions.insert_idempotent(&execution, &events, window_start).await? {
+            None => Ok(accepted(&execution, false)),
+            Some(first) => Ok(accepted(&first, true)),
+        }
+    }
+
+    async fn active_flow(&self, raw_id: &str) -> ServiceResult<Flow> {
+        let Ok(id) = raw_id.parse::<FlowId>() else {
+            // Look up a well-formed id anyway so a malformed one answers in the same time.
+            let _ = self.flows.get(FlowId(uuid::Uuid::nil())).await?;
+            return Err(flow_unavailable(raw_id));
+        };
+        match self.flows.get(id).await? {
+            Some(flow) if flow.status == FlowStatus::Active => Ok(flow),
+            _ => Err(flow_unavailable(raw_id)),
+        }
+    }
+
+    /// Checks the caller; returns the signature to use as idempotency key when the call was
+    /// authenticated by a body HMAC (so a replayed signature never runs twice).
+    async fn authorize(
+        &self,
+        flow: &Flow,
+        settings: &WebhookSettings,
+        call: &WebhookCall,
+    ) -> ServiceResult<Option<String>> {
+        if let Some(secret) = &settings.secret {
+            if let Some(signature) = call.header(&settings.hmac_header) {
+                return if verify_hmac(secret, &call.raw_body, signature) {
+                    Ok(Some(format!("hmac:{}", signature.trim().to_ascii_lowercase())))
+                } else {
+                    Err(unauthorized())
+                };
+            }
+            if let (Some(id), Some(timestamp), Some(signature)) =
+                (call.header("webhook-id"), call.header("webhook-timestamp"), call.header("webhook-signature"))
+            {
+                let headers = StandardWebhookHeaders { id, timestamp, signature };
+                return verify_standard_webhook(secret, headers, &call.raw_body, self.clock.now())
+                    .map(|()| None)
+                    .map_err(|_| unauthorized());
+            }
+        }
+        let actor = match call.header("authorization") {
+            Some(value) if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") => {
+                self.auth.authenticate(value[7..].trim()).await.map_err(|_| unauthorized())?
+            }
+            Some(value) if value.len() > 6 && value[..6].eq_ignore_ascii_case("basic ") => {
+                let (username, password) = decode_basic(&value[6..]).ok_or_else(unauthorized)?;
+                let user = self
+                    .auth
+                    .check_password(&username, &password, call.address.as_deref())
+                    .await
+                    .map_err(|err| match err {
+                        ServiceError::RateLimited { .. } | ServiceError::Unavailable(_) => err,
+                        _ => unauthorized(),
+                    })?;
+                Actor::for_user(&user, None)
+            }
+            _ => return Err(unauthorized()),
+        };
+        let may_call = actor.require(Permission::WebhooksExecute).is_ok()
+            && (actor.can_see(flow.tenant, &flow.owners)
+                || (settings.all_tenant_users && actor.tenant.is_some() && actor.tenant == flow.tenant));
+        if may_call { Ok(None) } else { Err(unauthorized()) }
+    }
+}
+
+fn accepted(execution: &Execution, repeated: bool) -> WebhookAccepted {
+    WebhookAccepted {
+        request_id: execution.trigger.request_id.clone().unwrap_or_default(),
+        execution_id: Some(execution.id),
+        repeated,
+    }
+}
+
+/// `Idempotency-Key`, else `webhook-id`, else `x-request-id` (only when the caller sent one).
+fn idempotency_key(call: &WebhookCall) -> Option<String> {
+    ["idempotency-key", "webhook-id", "x-request-id"]
+        .iter()
+        .find_map(|name| call.header(name))
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(|key| format!("key:{key}"))
+}
+
+fn decode_basic(encoded: &str) -> Option<(String, String)> {
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
+/// The message handed to the trigger node (SPEC §7).
+fn message_of(call: &WebhookCall) -> Value {
+    let headers: Map<String, Value> = call
+        .headers
+        .iter()
+        .filter(|(name, _)| name != "authorization" && name != "cookie")
+        .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+        .collect();
+    json!({
+        "id": uuid::Uuid::now_v7(),
+        "data": call.data,
+        "attachments": {},
+        "metadata": {
+            "source": { "name": "webhooks", "type": "webhook", "externalExecId": call.request_id }
+        },
+        "headers": headers,
+        "query": call.query,
+        "method": call.method.as_str(),
+        "url": call.url,
+        "pathSuffix": call.path_suffix,
+    })
+}
