@@ -7,9 +7,11 @@
 
 pub mod catalogue;
 pub mod components;
+pub mod executor;
 pub mod handler;
 pub mod orchestrator;
 pub mod runtime;
+pub mod scheduler;
 pub mod triggers;
 
 #[cfg(test)]

@@ -1,0 +1,1 @@
+//! Runs executions: claims them with a lease, walks the graph, records every step.
