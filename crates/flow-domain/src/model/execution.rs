@@ -282,8 +282,14 @@ impl Execution {
     /// The error message when the execution failed.
     pub fn reply(&self) -> Result<Value, String> {
         if self.status == ExecutionStatus::Failed {
-            let failed = self.steps.values().filter(|s| s.status == StepStatus::Failed).find_map(|s| s.last_error.clone());
-            return Err(failed.or_else(|| self.error.clone()).unwrap_or_else(|| "The execution failed.".into()));
+            let failed = self
+                .steps
+                .values()
+                .filter(|s| s.status == StepStatus::Failed)
+                .find_map(|s| s.last_error.clone());
+            return Err(failed
+                .or_else(|| self.error.clone())
+                .unwrap_or_else(|| "The execution failed.".into()));
         }
         let last = self
             .steps

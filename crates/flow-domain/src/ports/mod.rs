@@ -25,6 +25,6 @@ pub use bus::{MockEventPublisher, MockEventSubscriber};
 pub use security::{MockPasswordHasher, MockTokenMinter};
 #[cfg(any(test, feature = "mock"))]
 pub use storage::{
-    MockComponentRepository, MockExecutionRepository, MockFlowRepository, MockOutbox, MockTemplateRepository, MockTenantRepository,
-    MockTokenRepository, MockUserRepository,
+    MockComponentRepository, MockExecutionRepository, MockFlowRepository, MockOutbox, MockTemplateRepository,
+    MockTenantRepository, MockTokenRepository, MockUserRepository,
 };

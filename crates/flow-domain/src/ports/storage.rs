@@ -194,7 +194,11 @@ pub trait ExecutionRepository: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`, `Other`.
-    async fn list_queued_before(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError>;
+    async fn list_queued_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Execution>, PortError>;
 
     /// Step usage of the executions of `tenant` (every tenant when `None`) created in
     /// `[from, to)`: for each (flow, first user owner, component), the messages steps received.

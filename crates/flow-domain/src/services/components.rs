@@ -106,10 +106,10 @@ fn parse_registration(body: &Value) -> ServiceResult<(String, String, Vec<Extern
                 match serde_json::from_value::<ExternalFunction>(item.clone()) {
                     Ok(f) if !f.name.trim().is_empty() && seen.insert(f.name.clone()) => functions.push(f),
                     Ok(_) => errors.push(FieldError::at(
-                        &format!("functions[{i}].name"),
+                        format!("functions[{i}].name"),
                         "Function names must be non-empty and unique.",
                     )),
-                    Err(err) => errors.push(FieldError::at(&format!("functions[{i}]"), err.to_string())),
+                    Err(err) => errors.push(FieldError::at(format!("functions[{i}]"), err.to_string())),
                 }
             }
         }

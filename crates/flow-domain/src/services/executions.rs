@@ -178,8 +178,11 @@ impl ExecutionService {
         if flow.spec.graph.node(step_id).is_none() {
             return Err(ServiceError::NotFound(NO_STEP.into()));
         }
-        let page_params: Params =
-            params.iter().filter(|(k, _)| k.starts_with("page[")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let page_params: Params = params
+            .iter()
+            .filter(|(k, _)| k.starts_with("page["))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut query = parse_execution_query(&page_params, actor.visibility())?;
         query.flow_id = Some(flow_id);
         query.step = Some(step_id.to_string());
@@ -237,7 +240,10 @@ pub fn apply_effects(execution: &mut Execution, effects: &[ExecutionEffect], now
     }
 }
 
-fn parse_usage_params(params: &Params, now: DateTime<Utc>) -> ServiceResult<(DateTime<Utc>, DateTime<Utc>, UsageGroup)> {
+fn parse_usage_params(
+    params: &Params,
+    now: DateTime<Utc>,
+) -> ServiceResult<(DateTime<Utc>, DateTime<Utc>, UsageGroup)> {
     let mut errors = ParamErrors::default();
     let mut date = |name: &str| -> Option<NaiveDate> {
         let raw = params.get(name)?;
@@ -291,7 +297,8 @@ fn group_usage(rows: &[StepUsage], group: UsageGroup) -> Vec<Value> {
         .map(|(key, bucket)| {
             let flows: Vec<Value> =
                 bucket.flows.into_iter().map(|(id, count)| json!({ "id": id, "count": count })).collect();
-            let mut row = json!({ "id": key, "tenant": bucket.tenant, "total": bucket.total, "flows": flows });
+            let mut row =
+                json!({ "id": key, "tenant": bucket.tenant, "total": bucket.total, "flows": flows });
             row[group.key()] = Value::String(key);
             row
         })

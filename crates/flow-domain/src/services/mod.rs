@@ -15,6 +15,8 @@ pub mod webhooks;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod webhook_tests;
 
 pub use components::ComponentService;
 pub use executions::ExecutionService;

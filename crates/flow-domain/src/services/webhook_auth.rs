@@ -137,7 +137,7 @@ fn unreachable_hmac() -> HmacSha256 {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 || !hex.is_ascii() {
+    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
         return None;
     }
     (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect()
@@ -263,7 +263,8 @@ mod tests {
 
     #[test]
     fn settings_read_validate_and_redact() {
-        let settings = json!({"webhooks": {"requireWebhookAuth": true, "hmacHeaderKey": "X-Sig", "secret": "s"}});
+        let settings =
+            json!({"webhooks": {"requireWebhookAuth": true, "hmacHeaderKey": "X-Sig", "secret": "s"}});
         let settings = settings.as_object().cloned().unwrap_or_default();
         let read = WebhookSettings::from_flow_settings(&settings);
         assert!(read.require_auth);

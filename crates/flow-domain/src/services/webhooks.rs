@@ -3,9 +3,7 @@
 //! event (once per idempotency key within 24 hours) before anything is answered.
 
 use super::identity::AuthService;
-use super::webhook_auth::{
-    StandardWebhookHeaders, WebhookSettings, verify_hmac, verify_standard_webhook,
-};
+use super::webhook_auth::{StandardWebhookHeaders, WebhookSettings, verify_hmac, verify_standard_webhook};
 use crate::actor::Actor;
 use crate::error::{ServiceError, ServiceResult};
 use crate::event::Event;
@@ -125,12 +123,18 @@ impl WebhookService {
     pub async fn accept(&self, call: &WebhookCall) -> ServiceResult<WebhookAccepted> {
         let flow = self.active_flow(&call.flow_id).await?;
         let settings = WebhookSettings::from_flow_settings(&flow.spec.flow_settings);
-        let signed_key = if settings.require_auth { self.authorize(&flow, &settings, call).await? } else { None };
+        let signed_key =
+            if settings.require_auth { self.authorize(&flow, &settings, call).await? } else { None };
         if call.method == WebhookMethod::Head {
-            return Ok(WebhookAccepted { request_id: call.request_id.clone(), execution_id: None, repeated: false });
+            return Ok(WebhookAccepted {
+                request_id: call.request_id.clone(),
+                execution_id: None,
+                repeated: false,
+            });
         }
         let now = self.clock.now();
-        let trigger = TriggerInfo { trigger_type: TriggerType::Webhook, request_id: Some(call.request_id.clone()) };
+        let trigger =
+            TriggerInfo { trigger_type: TriggerType::Webhook, request_id: Some(call.request_id.clone()) };
         let mut execution =
             Execution::queued(flow.id, flow.tenant, flow.owners.clone(), trigger, message_of(call), now);
         let events = [Event::flow_execute(flow.id, execution.id, now)];
@@ -174,9 +178,11 @@ impl WebhookService {
                     Err(unauthorized())
                 };
             }
-            if let (Some(id), Some(timestamp), Some(signature)) =
-                (call.header("webhook-id"), call.header("webhook-timestamp"), call.header("webhook-signature"))
-            {
+            if let (Some(id), Some(timestamp), Some(signature)) = (
+                call.header("webhook-id"),
+                call.header("webhook-timestamp"),
+                call.header("webhook-signature"),
+            ) {
                 let headers = StandardWebhookHeaders { id, timestamp, signature };
                 return verify_standard_webhook(secret, headers, &call.raw_body, self.clock.now())
                     .map(|()| None)
@@ -189,14 +195,13 @@ impl WebhookService {
             }
             Some(value) if value.len() > 6 && value[..6].eq_ignore_ascii_case("basic ") => {
                 let (username, password) = decode_basic(&value[6..]).ok_or_else(unauthorized)?;
-                let user = self
-                    .auth
-                    .check_password(&username, &password, call.address.as_deref())
-                    .await
-                    .map_err(|err| match err {
-                        ServiceError::RateLimited { .. } | ServiceError::Unavailable(_) => err,
-                        _ => unauthorized(),
-                    })?;
+                let user =
+                    self.auth.check_password(&username, &password, call.address.as_deref()).await.map_err(
+                        |err| match err {
+                            ServiceError::RateLimited { .. } | ServiceError::Unavailable(_) => err,
+                            _ => unauthorized(),
+                        },
+                    )?;
                 Actor::for_user(&user, None)
             }
             _ => return Err(unauthorized()),
