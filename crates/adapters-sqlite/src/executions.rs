@@ -1,25 +1,29 @@
 //! `ExecutionRepository`: executions with their owners, worker leases claimed by one atomic
-//! statement, optimistic concurrency on `revision`.
+//! statement, optimistic concurrency on `revision`, idempotent inserts keyed per flow. The
+//! usage report lives in `usage`.
 
 use crate::error::{port_error, unique_as};
 use crate::listing::Resource;
-use crate::rows::{EXECUTION_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow, execution_values};
+use crate::rows::{
+    EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow,
+    execution_insert_values, execution_values,
+};
 use crate::sql::{Arg, Filter, bind_args, millis, placeholders};
 use crate::store::SqliteStore;
-use crate::write::append_events;
+use crate::write::{Tx, append_events};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
-use flow_domain::ids::ExecutionId;
+use flow_domain::ids::{ExecutionId, TenantId};
 use flow_domain::model::{Execution, ExecutionStatus};
-use flow_domain::ports::ExecutionRepository;
+use flow_domain::ports::{ExecutionRepository, StepUsage};
 use flow_domain::query::{ExecutionQuery, Page, Sort, SortField};
 use sqlx::AssertSqlSafe;
 use std::sync::LazyLock;
 
 const EXECUTIONS: Resource = Resource {
-    table: "executions",
+    table: "executions", key: "id",
     owners_table: "execution_owners",
     owner_fk: "execution_id",
     columns: EXECUTION_COLUMNS,
@@ -29,10 +33,12 @@ const EXECUTIONS: Resource = Resource {
 const NEWEST_FIRST: Sort = Sort { field: SortField::CreatedAt, descending: true };
 
 static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<&str> =
+        EXECUTION_WRITE_COLUMNS.iter().chain(EXECUTION_INSERT_ONLY_COLUMNS.iter()).copied().collect();
     format!(
         "INSERT INTO executions (id, {}, revision) VALUES (?, {}, ?)",
-        EXECUTION_WRITE_COLUMNS.join(", "),
-        placeholders(EXECUTION_WRITE_COLUMNS.len())
+        columns.join(", "),
+        placeholders(columns.len())
     )
 });
 
@@ -47,6 +53,35 @@ static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
 static GET_SQL: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"));
 
+static KEY_HOLDER_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE flow_id = ? AND idempotency_key = ?")
+});
+
+/// Inserts `execution` with its owners and appends `events`, inside `tx`.
+async fn insert_in(tx: &mut Tx, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
+    let id = execution.id.to_string();
+    let values = execution_insert_values(execution)?;
+    bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())).bind(id.clone()), &values)
+        .bind(execution.revision)
+        .execute(&mut **tx)
+        .await
+        .map_err(unique_as("execution id"))?;
+    EXECUTIONS.replace_owners(tx, &id, &execution.owners).await?;
+    append_events(tx, events).await
+}
+
+/// The execution of `execution`'s flow holding its idempotency key, if any (read in `tx`).
+async fn key_holder(tx: &mut Tx, execution: &Execution) -> Result<Option<Execution>, PortError> {
+    let Some(key) = &execution.idempotency_key else { return Ok(None) };
+    let row = sqlx::query_as::<_, ExecutionRow>(AssertSqlSafe(KEY_HOLDER_SQL.as_str()))
+        .bind(execution.flow_id.to_string())
+        .bind(key.clone())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(port_error)?;
+    row.map(Execution::try_from).transpose()
+}
+
 /// One statement on the single writer connection, so two claims never both succeed.
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -60,16 +95,8 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
 #[async_trait]
 impl ExecutionRepository for SqliteStore {
     async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
-        let id = execution.id.to_string();
-        let values = execution_values(execution)?;
         let mut tx = self.begin_write().await?;
-        bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())).bind(id.clone()), &values)
-            .bind(execution.revision)
-            .execute(&mut *tx)
-            .await
-            .map_err(unique_as("execution id"))?;
-        EXECUTIONS.replace_owners(&mut tx, &id, &execution.owners).await?;
-        append_events(&mut tx, events).await?;
+        insert_in(&mut tx, execution, events).await?;
         self.commit(tx, !events.is_empty()).await
     }
 
@@ -96,6 +123,13 @@ impl ExecutionRepository for SqliteStore {
         }
         if let Some(to) = query.to {
             filter.and("created_at < ?", [Arg::Int(millis(to))]);
+        }
+        if let Some(step) = &query.step {
+            // Step ids are the keys of one JSON object: at most one matches per execution.
+            filter.and(
+                "EXISTS (SELECT 1 FROM json_each(executions.doc, '$.steps') s WHERE s.key = ?)",
+                [Arg::Text(step.clone())],
+            );
         }
         let page = EXECUTIONS.page::<ExecutionRow>(&self.reader, &filter, NEWEST_FIRST, query.page).await?;
         let items = page.items.into_iter().map(Execution::try_from).collect::<Result<_, _>>()?;
@@ -158,28 +192,54 @@ impl ExecutionRepository for SqliteStore {
         rows.into_iter().map(Execution::try_from).collect()
     }
 
-    // PLACEHOLDER (replaced by the SQLite work on issue 3)
     async fn insert_idempotent(
         &self,
-        _execution: &Execution,
-        _events: &[Event],
-        _window_start: DateTime<Utc>,
+        execution: &Execution,
+        events: &[Event],
+        window_start: DateTime<Utc>,
     ) -> Result<Option<Execution>, PortError> {
-        Err(PortError::Other(anyhow::anyhow!("PLACEHOLDER")))
+        // BEGIN IMMEDIATE on the single writer connection: the lookup and the insert are never
+        // interleaved with another call's, so of two calls with one key exactly one inserts.
+        let mut tx = self.begin_write().await?;
+        if let Some(holder) = key_holder(&mut tx, execution).await? {
+            if holder.created_at >= window_start {
+                tx.rollback().await.map_err(port_error)?;
+                return Ok(Some(holder));
+            }
+            // Outside the window: the old execution gives the key up (its revision is kept, so a
+            // worker running it is not disturbed).
+            sqlx::query("UPDATE executions SET idempotency_key = NULL WHERE id = ?")
+                .bind(holder.id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(port_error)?;
+        }
+        insert_in(&mut tx, execution, events).await?;
+        self.commit(tx, !events.is_empty()).await?;
+        Ok(None)
     }
 
-    // PLACEHOLDER
-    async fn list_queued_before(&self, _before: DateTime<Utc>, _limit: u32) -> Result<Vec<Execution>, PortError> {
-        Err(PortError::Other(anyhow::anyhow!("PLACEHOLDER")))
+    async fn list_queued_before(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError> {
+        let sql = format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ? AND created_at < ? \
+             ORDER BY created_at, id LIMIT ?"
+        );
+        let rows = sqlx::query_as::<_, ExecutionRow>(AssertSqlSafe(sql))
+            .bind(ExecutionStatus::Queued.as_str())
+            .bind(millis(before))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(port_error)?;
+        rows.into_iter().map(Execution::try_from).collect()
     }
 
-    // PLACEHOLDER
     async fn usage(
         &self,
-        _tenant: Option<flow_domain::ids::TenantId>,
-        _from: DateTime<Utc>,
-        _to: DateTime<Utc>,
-    ) -> Result<Vec<flow_domain::ports::StepUsage>, PortError> {
-        Err(PortError::Other(anyhow::anyhow!("PLACEHOLDER")))
+        tenant: Option<TenantId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StepUsage>, PortError> {
+        crate::usage::step_usage(&self.reader, tenant, from, to).await
     }
 }

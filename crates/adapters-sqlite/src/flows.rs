@@ -19,7 +19,7 @@ use std::sync::LazyLock;
 use uuid::Uuid;
 
 const FLOWS: Resource =
-    Resource { table: "flows", owners_table: "flow_owners", owner_fk: "flow_id", columns: FLOW_COLUMNS };
+    Resource { table: "flows", key: "id", owners_table: "flow_owners", owner_fk: "flow_id", columns: FLOW_COLUMNS };
 
 static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -140,9 +140,12 @@ impl FlowRepository for SqliteStore {
         rows.into_iter().map(Flow::try_from).collect()
     }
 
-    // PLACEHOLDER
     async fn list_scheduled(&self) -> Result<Vec<Flow>, PortError> {
-        Err(PortError::Other(anyhow::anyhow!("PLACEHOLDER")))
+        let mut filter = Filter::default();
+        filter.and("status = ?", [Arg::Text(FlowStatus::Active.as_str().into())]);
+        filter.and("cron IS NOT NULL AND trim(cron) <> ''", []);
+        let rows = FLOWS.all::<FlowRow>(&self.reader, &filter).await?;
+        rows.into_iter().map(Flow::try_from).collect()
     }
 
     async fn list_owned_by(&self, owner_id: Uuid) -> Result<Vec<Flow>, PortError> {

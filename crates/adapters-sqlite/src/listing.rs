@@ -1,4 +1,4 @@
-//! What flows, templates and executions share: conditional-write outcomes, the owners side table, the visibility, owner and search
+//! What flows, templates, executions and components share: conditional-write outcomes, the owners side table, the visibility, owner and search
 //! filters (the SQL form of `Actor::can_see`), sorting, and paged reads with a total.
 
 use crate::error::port_error;
@@ -12,14 +12,16 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, FromRow, SqlitePool};
 use uuid::Uuid;
 
-/// A resource table with owners: `flows`, `templates` or `executions`.
+/// A resource table with owners: `flows`, `templates`, `executions` or `components`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Resource {
     /// The main table.
     pub(crate) table: &'static str,
+    /// Its primary key column (`id`, or `name` for components).
+    pub(crate) key: &'static str,
     /// Its owners side table.
     pub(crate) owners_table: &'static str,
-    /// The side table's column referencing the main table's `id`.
+    /// The side table's column referencing the main table's `key`.
     pub(crate) owner_fk: &'static str,
     /// The columns selected for a row.
     pub(crate) columns: &'static str,
@@ -33,10 +35,11 @@ impl Resource {
     /// two owner ids (a user and their tenant) was skipped twice and pages overlapped.
     fn owned_by_any(&self, n: usize) -> String {
         format!(
-            "{table}.id IN (SELECT o.{fk} FROM {owners} o WHERE o.owner_id IN ({ids}))",
+            "{table}.{key} IN (SELECT o.{fk} FROM {owners} o WHERE o.owner_id IN ({ids}))",
             owners = self.owners_table,
             fk = self.owner_fk,
             table = self.table,
+            key = self.key,
             ids = placeholders(n),
         )
     }
@@ -68,7 +71,7 @@ impl Resource {
     /// Why a conditional write of resource `id` touched no row: `NotFound` when no row has this
     /// id, else `Conflict` (its revision or state moved on).
     pub(crate) async fn missing_or_conflict(&self, tx: &mut Tx, id: &str) -> PortError {
-        let sql = format!("SELECT 1 FROM {} WHERE id = ?", self.table);
+        let sql = format!("SELECT 1 FROM {} WHERE {} = ?", self.table, self.key);
         match sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
             .bind(id.to_string())
             .fetch_optional(&mut **tx)
@@ -144,13 +147,26 @@ impl Resource {
         Ok(Page { items, total: u64::try_from(total).unwrap_or(0) })
     }
 
-    /// Every row matching `filter`, oldest first.
+    /// Every row matching `filter`, oldest first (ties by id).
     pub(crate) async fn all<R>(&self, pool: &SqlitePool, filter: &Filter) -> Result<Vec<R>, PortError>
     where
         R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
+        self.all_ordered(pool, filter, "created_at, id").await
+    }
+
+    /// Every row matching `filter`, in the order of the fixed SQL fragment `order_by`.
+    pub(crate) async fn all_ordered<R>(
+        &self,
+        pool: &SqlitePool,
+        filter: &Filter,
+        order_by: &'static str,
+    ) -> Result<Vec<R>, PortError>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
         let select = format!(
-            "SELECT {} FROM {}{} ORDER BY created_at, id",
+            "SELECT {} FROM {}{} ORDER BY {order_by}",
             self.columns,
             self.table,
             filter.where_sql()

@@ -19,7 +19,7 @@ use std::sync::LazyLock;
 use uuid::Uuid;
 
 const TEMPLATES: Resource = Resource {
-    table: "templates",
+    table: "templates", key: "id",
     owners_table: "template_owners",
     owner_fk: "template_id",
     columns: TEMPLATE_COLUMNS,

@@ -1,4 +1,5 @@
 //! `executions` rows: the columns written and the conversion back to an `Execution`.
+//! The JSON `doc` holds the trigger, input, counters, steps and the execution's error.
 
 use super::{from_json, opt_text, parse_enum, parse_id, parse_opt_id, to_json};
 use crate::sql::{Arg, from_millis, millis};
@@ -10,7 +11,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Columns of `executions` written on insert and update, in the order of
-/// [`execution_values`] (`id` and `revision` are handled by each statement).
+/// [`execution_values`] (`id` and `revision` are handled by each statement; the idempotency
+/// key is written by inserts only, see [`execution_insert_values`]).
 pub(crate) const EXECUTION_WRITE_COLUMNS: [&str; 12] = [
     "flow_id",
     "tenant",
@@ -26,9 +28,14 @@ pub(crate) const EXECUTION_WRITE_COLUMNS: [&str; 12] = [
     "lease_attempts",
 ];
 
+/// Columns of `executions` written by inserts only, after [`EXECUTION_WRITE_COLUMNS`]: an
+/// update never writes the idempotency key, so saving an execution whose key was since taken
+/// over by a newer one (see `insert_idempotent`) neither fails nor takes the key back.
+pub(crate) const EXECUTION_INSERT_ONLY_COLUMNS: [&str; 1] = ["idempotency_key"];
+
 /// Columns read into an [`ExecutionRow`].
 pub(crate) const EXECUTION_COLUMNS: &str = "id, flow_id, tenant, status, owners, doc, created_at, \
-     started_at, finished_at, lease_owner, lease_until, lease_attempts, revision";
+     started_at, finished_at, lease_owner, lease_until, lease_attempts, idempotency_key, revision";
 
 #[derive(Serialize)]
 struct DocRef<'a> {
@@ -36,6 +43,8 @@ struct DocRef<'a> {
     input: &'a Value,
     counters: &'a Counters,
     steps: &'a BTreeMap<String, StepRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: &'a Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +55,9 @@ struct Doc {
     counters: Counters,
     #[serde(default)]
     steps: BTreeMap<String, StepRecord>,
+    /// Absent in rows written before executions had an error.
+    #[serde(default)]
+    error: Option<String>,
 }
 
 fn opt_millis(at: Option<chrono::DateTime<chrono::Utc>>) -> Arg {
@@ -54,7 +66,7 @@ fn opt_millis(at: Option<chrono::DateTime<chrono::Utc>>) -> Arg {
 
 /// The values of [`EXECUTION_WRITE_COLUMNS`] for `execution`.
 pub(crate) fn execution_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
-    let doc = DocRef { trigger: &e.trigger, input: &e.input, counters: &e.counters, steps: &e.steps };
+    let doc = DocRef { trigger: &e.trigger, input: &e.input, counters: &e.counters, steps: &e.steps, error: &e.error };
     Ok(vec![
         Arg::Text(e.flow_id.to_string()),
         opt_text(e.tenant),
@@ -69,6 +81,13 @@ pub(crate) fn execution_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
         opt_millis(e.lease_until),
         Arg::Int(i64::from(e.lease_attempts)),
     ])
+}
+
+/// The values of [`EXECUTION_WRITE_COLUMNS`] then [`EXECUTION_INSERT_ONLY_COLUMNS`].
+pub(crate) fn execution_insert_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
+    let mut values = execution_values(e)?;
+    values.push(Arg::OptText(e.idempotency_key.clone()));
+    Ok(values)
 }
 
 /// A row of `executions`.
@@ -86,6 +105,7 @@ pub(crate) struct ExecutionRow {
     lease_owner: Option<String>,
     lease_until: Option<i64>,
     lease_attempts: i64,
+    idempotency_key: Option<String>,
     revision: i64,
 }
 
@@ -108,8 +128,8 @@ impl TryFrom<ExecutionRow> for Execution {
             finished_at: row.finished_at.map(from_millis).transpose()?,
             counters: doc.counters,
             steps: doc.steps,
-            error: None,            // PLACEHOLDER: persisted by the SQLite work on issue 3
-            idempotency_key: None, // PLACEHOLDER
+            error: doc.error,
+            idempotency_key: row.idempotency_key,
             lease_owner: row.lease_owner,
             lease_until: row.lease_until.map(from_millis).transpose()?,
             lease_attempts: u32::try_from(row.lease_attempts).unwrap_or(0),

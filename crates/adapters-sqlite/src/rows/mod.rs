@@ -1,14 +1,19 @@
 //! Mapping between the model and table rows: the column lists, the values written, and the
 //! conversion of rows read back (with malformed data reported, never panicking).
 
+mod component;
 mod event;
 mod execution;
 mod flow;
 mod identity;
 mod template;
 
+pub(crate) use component::{COMPONENT_COLUMNS, COMPONENT_WRITE_COLUMNS, ComponentRow, component_values};
 pub(crate) use event::OutboxRow;
-pub(crate) use execution::{EXECUTION_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow, execution_values};
+pub(crate) use execution::{
+    EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow,
+    execution_insert_values, execution_values,
+};
 pub(crate) use flow::{FLOW_COLUMNS, FLOW_WRITE_COLUMNS, FlowRow, flow_values};
 pub(crate) use identity::{TENANT_COLUMNS, TenantRow, TokenUserRow, USER_COLUMNS, UserRow, permissions_json};
 pub(crate) use template::{TEMPLATE_COLUMNS, TEMPLATE_WRITE_COLUMNS, TemplateRow, template_values};
