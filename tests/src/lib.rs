@@ -250,6 +250,39 @@ impl TestApp {
         }
     }
 
+    /// Creates `body` as a flow of `token`, starts it and waits until it is active; returns
+    /// its id.
+    pub async fn active_flow(&self, token: &str, body: Value) -> String {
+        let reply = self.post("/flows", token, body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        let id = reply.body["data"]["id"].as_str().expect("flow id").to_string();
+        let started = self.post_empty(&format!("/flows/{id}/start"), token).await;
+        assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+        self.wait_for_status(token, &id, "active").await;
+        id
+    }
+
+    /// Posts JSON `body` to the flow's webhook with `headers` (no bearer unless given).
+    pub async fn hook(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        self.call_raw(Method::POST, path, None, &all, body.to_string()).await
+    }
+
+    /// Polls `GET /executions/{id}` until the execution has ended (deadline 20 s).
+    pub async fn wait_for_execution(&self, token: &str, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let reply = self.get(&format!("/executions/{id}"), token).await;
+            let status = reply.body["data"]["status"].as_str().unwrap_or_default().to_string();
+            if ["succeeded", "failed", "cancelled"].contains(&status.as_str()) {
+                return reply.body["data"].clone();
+            }
+            assert!(Instant::now() < deadline, "execution {id} never ended: {:?}", reply.body);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stops the background workers.
     pub async fn shutdown(mut self) {
         if let Some(app) = self.app.take() {

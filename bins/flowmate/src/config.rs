@@ -128,6 +128,25 @@ pub struct Config {
     /// Seconds in-flight requests get to finish after SIGTERM / Ctrl-C.
     #[arg(long, env = "FLOWMATE_SHUTDOWN_GRACE_SECS", default_value_t = 20, global = true)]
     pub shutdown_grace_secs: u64,
+    /// Executions run at the same time by this process, over all flows.
+    #[arg(long, env = "FLOWMATE_MAX_CONCURRENT_EXECUTIONS", default_value_t = 64, global = true)]
+    pub max_concurrent_executions: usize,
+    /// Executions of one flow run at the same time by this process.
+    #[arg(long, env = "FLOWMATE_MAX_CONCURRENT_PER_FLOW", default_value_t = 8, global = true)]
+    pub max_concurrent_per_flow: usize,
+    /// Seconds a worker's lease on a running execution lasts without renewal; a worker that
+    /// dies is detected this long after its last renewal.
+    #[arg(long, env = "FLOWMATE_EXECUTION_LEASE_SECS", default_value_t = 30, global = true)]
+    pub execution_lease_secs: u64,
+    /// Times an execution is re-run after its worker was lost before it is failed.
+    #[arg(long, env = "FLOWMATE_EXECUTION_MAX_ATTEMPTS", default_value_t = 3, global = true)]
+    pub execution_max_attempts: u32,
+    /// Seconds a `?sync=true` webhook call waits for its execution before answering 504.
+    #[arg(long, env = "FLOWMATE_WEBHOOK_SYNC_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    pub webhook_sync_timeout_secs: u64,
+    /// Milliseconds between two looks of the cron scheduler at the scheduled flows.
+    #[arg(long, env = "FLOWMATE_SCHEDULER_TICK_MS", default_value_t = 1000, global = true)]
+    pub scheduler_tick_ms: u64,
 }
 
 /// SQLite `synchronous` setting.
