@@ -23,7 +23,8 @@ use sqlx::AssertSqlSafe;
 use std::sync::LazyLock;
 
 const EXECUTIONS: Resource = Resource {
-    table: "executions", key: "id",
+    table: "executions",
+    key: "id",
     owners_table: "execution_owners",
     owner_fk: "execution_id",
     columns: EXECUTION_COLUMNS,
@@ -219,7 +220,11 @@ impl ExecutionRepository for SqliteStore {
         Ok(None)
     }
 
-    async fn list_queued_before(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError> {
+    async fn list_queued_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Execution>, PortError> {
         let sql = format!(
             "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ? AND created_at < ? \
              ORDER BY created_at, id LIMIT ?"

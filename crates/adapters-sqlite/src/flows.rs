@@ -18,8 +18,13 @@ use sqlx::AssertSqlSafe;
 use std::sync::LazyLock;
 use uuid::Uuid;
 
-const FLOWS: Resource =
-    Resource { table: "flows", key: "id", owners_table: "flow_owners", owner_fk: "flow_id", columns: FLOW_COLUMNS };
+const FLOWS: Resource = Resource {
+    table: "flows",
+    key: "id",
+    owners_table: "flow_owners",
+    owner_fk: "flow_id",
+    columns: FLOW_COLUMNS,
+};
 
 static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(

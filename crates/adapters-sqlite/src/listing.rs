@@ -165,12 +165,8 @@ impl Resource {
     where
         R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
-        let select = format!(
-            "SELECT {} FROM {}{} ORDER BY {order_by}",
-            self.columns,
-            self.table,
-            filter.where_sql()
-        );
+        let select =
+            format!("SELECT {} FROM {}{} ORDER BY {order_by}", self.columns, self.table, filter.where_sql());
         bind_args!(sqlx::query_as::<_, R>(AssertSqlSafe(select)), &filter.args)
             .fetch_all(pool)
             .await

@@ -19,7 +19,8 @@ use std::sync::LazyLock;
 use uuid::Uuid;
 
 const TEMPLATES: Resource = Resource {
-    table: "templates", key: "id",
+    table: "templates",
+    key: "id",
     owners_table: "template_owners",
     owner_fk: "template_id",
     columns: TEMPLATE_COLUMNS,

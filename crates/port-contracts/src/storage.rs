@@ -1,5 +1,5 @@
 //! Storage contract: every storage port (flows, templates, users, tenants, tokens, executions,
-//! outbox).
+//! external components, outbox).
 //!
 //! Each contract is a public async function taking the port(s) it exercises as
 //! `Arc<dyn Trait>`; it panics, naming the rule, when the adapter breaks it. [`contracts`]
@@ -13,18 +13,21 @@
 //! database with other runs; the outbox contracts (and the flow/template/user contracts that
 //! check what was appended to the outbox) need an outbox no other test uses at the same time.
 
+pub mod components;
+pub mod execution_reads;
 pub mod executions;
 pub mod fixtures;
 pub mod flow_lists;
 pub mod flows;
+pub mod idempotency;
 pub mod identity;
 pub mod outbox;
 pub mod templates;
 pub mod visibility;
 
 use flow_domain::ports::{
-    ExecutionRepository, FlowRepository, Outbox, TemplateRepository, TenantRepository, TokenRepository,
-    UserRepository,
+    ComponentRepository, ExecutionRepository, FlowRepository, Outbox, TemplateRepository, TenantRepository,
+    TokenRepository, UserRepository,
 };
 use futures::future::BoxFuture;
 use std::any::Any;
@@ -46,6 +49,8 @@ pub struct StoragePorts {
     pub tokens: Arc<dyn TokenRepository>,
     /// Executions.
     pub executions: Arc<dyn ExecutionRepository>,
+    /// External components.
+    pub components: Arc<dyn ComponentRepository>,
     /// The outbox.
     pub outbox: Arc<dyn Outbox>,
     /// Whatever must live as long as the ports (a temporary directory, a container handle).
@@ -62,6 +67,7 @@ impl StoragePorts {
             + TenantRepository
             + TokenRepository
             + ExecutionRepository
+            + ComponentRepository
             + Outbox
             + 'static,
     {
@@ -73,6 +79,7 @@ impl StoragePorts {
             tenants: store.clone(),
             tokens: store.clone(),
             executions: store.clone(),
+            components: store.clone(),
             outbox: store,
             keep_alive: None,
         }
@@ -114,6 +121,7 @@ pub fn contracts() -> Vec<Contract> {
         contract!("flows_delete_compare_and_set", |p| flows::delete_compare_and_set(p.flows, p.outbox)),
         contract!("flows_list_stalled", |p| flows::list_stalled(p.flows)),
         contract!("flows_list_owned_by", |p| flows::list_owned_by(p.flows)),
+        contract!("flows_list_scheduled", |p| flows::list_scheduled(p.flows)),
         contract!("templates_round_trip", |p| templates::round_trip(p.templates, p.outbox)),
         contract!("templates_list_visibility", |p| templates::list_visibility(p.templates)),
         contract!("templates_list_filters_and_tags", |p| templates::list_filters_and_tags(p.templates)),
@@ -140,6 +148,30 @@ pub fn contracts() -> Vec<Contract> {
         contract!("executions_save_compare_and_set", |p| {
             executions::save_compare_and_set(p.executions, p.outbox)
         }),
+        contract!("executions_error_and_key_round_trip", |p| execution_reads::error_and_key_round_trip(
+            p.executions
+        )),
+        contract!("executions_list_queued_before", |p| execution_reads::list_queued_before(p.executions)),
+        contract!("executions_list_step_filter_and_paging", |p| {
+            execution_reads::list_step_filter_and_paging(p.executions)
+        }),
+        contract!("executions_usage", |p| execution_reads::usage(p.executions)),
+        contract!("executions_insert_idempotent_repeat_within_window", |p| {
+            idempotency::insert_idempotent_repeat_within_window(p.executions, p.outbox)
+        }),
+        contract!("executions_insert_idempotent_takes_over_an_old_key", |p| {
+            idempotency::insert_idempotent_takes_over_an_old_key(p.executions)
+        }),
+        contract!("executions_insert_idempotent_keys_are_per_flow", |p| {
+            idempotency::insert_idempotent_keys_are_per_flow(p.executions)
+        }),
+        contract!("executions_insert_idempotent_concurrent_calls", |p| {
+            idempotency::insert_idempotent_concurrent_calls(p.executions, p.outbox)
+        }),
+        contract!("components_round_trip_and_duplicates", |p| components::round_trip_and_duplicates(
+            p.components
+        )),
+        contract!("components_list_visibility", |p| components::list_visibility(p.components)),
         contract!("outbox_append_claim_publish", |p| outbox::append_claim_publish(p.outbox)),
         contract!("outbox_concurrent_claims_are_disjoint", |p| outbox::concurrent_claims_are_disjoint(
             p.outbox

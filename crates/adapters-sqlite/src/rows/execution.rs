@@ -66,7 +66,13 @@ fn opt_millis(at: Option<chrono::DateTime<chrono::Utc>>) -> Arg {
 
 /// The values of [`EXECUTION_WRITE_COLUMNS`] for `execution`.
 pub(crate) fn execution_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
-    let doc = DocRef { trigger: &e.trigger, input: &e.input, counters: &e.counters, steps: &e.steps, error: &e.error };
+    let doc = DocRef {
+        trigger: &e.trigger,
+        input: &e.input,
+        counters: &e.counters,
+        steps: &e.steps,
+        error: &e.error,
+    };
     Ok(vec![
         Arg::Text(e.flow_id.to_string()),
         opt_text(e.tenant),
@@ -135,5 +141,17 @@ impl TryFrom<ExecutionRow> for Execution {
             lease_attempts: u32::try_from(row.lease_attempts).unwrap_or(0),
             revision: row.revision,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_written_before_the_error_field_reads_without_error() {
+        let old = r#"{"trigger":{"type":"webhook","requestId":null},"input":{"n":1},"counters":{"started":0,"succeeded":0,"errors":0},"steps":{}}"#;
+        let doc: Doc = from_json(old, "execution document").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(doc.error, None);
     }
 }

@@ -245,3 +245,36 @@ pub async fn list_owned_by(flows: Arc<dyn FlowRepository>) {
     assert_eq!(got, expected, "every flow of the owner, across tenants");
     assert!(flows.list_owned_by(Uuid::now_v7()).await.expect("owned by").is_empty(), "unknown owner");
 }
+
+/// `list_scheduled` returns every active flow with a non-empty `cron`, in any tenant, and no
+/// other.
+pub async fn list_scheduled(flows: Arc<dyn FlowRepository>) {
+    let cases = [
+        (FlowStatus::Active, Some("*/5 * * * *"), Some(TenantId::new())),
+        (FlowStatus::Active, Some("0 0 * * *"), None),
+        (FlowStatus::Active, None, None),
+        (FlowStatus::Active, Some(""), None),
+        (FlowStatus::Inactive, Some("* * * * *"), None),
+        (FlowStatus::Starting, Some("* * * * *"), None),
+        (FlowStatus::Stopping, Some("* * * * *"), None),
+    ];
+    let all: Vec<Flow> = cases
+        .iter()
+        .map(|(status, cron, tenant)| {
+            let mut f = flow(&marker(), *tenant, vec![]);
+            f.status = *status;
+            f.spec.cron = cron.map(String::from);
+            f
+        })
+        .collect();
+    insert_all(flows.as_ref(), &all).await;
+    let scheduled = flows.list_scheduled().await.expect("list scheduled");
+    let active_with_cron =
+        |f: &Flow| f.status == FlowStatus::Active && f.spec.cron.as_deref().is_some_and(|c| !c.is_empty());
+    assert!(scheduled.iter().all(active_with_cron), "only active flows with a cron");
+    let mut mine: Vec<&Flow> = scheduled.iter().filter(|f| all.iter().any(|a| a.id == f.id)).collect();
+    mine.sort_by_key(|f| f.id);
+    let mut expected = vec![&all[0], &all[1]];
+    expected.sort_by_key(|f| f.id);
+    assert_eq!(mine, expected, "every active flow with a cron, in any tenant, as stored");
+}
