@@ -17,8 +17,9 @@ pub mod triggers;
 #[cfg(test)]
 mod testing;
 
-pub use catalogue::BuiltinCatalogue;
+pub use catalogue::{BuiltinCatalogue, Catalogue};
 pub use components::{CallContext, Component, ComponentError, ComponentRegistry};
 pub use handler::{EventHandler, LifecycleHandler};
 pub use orchestrator::{ENGINE_CONSUMER, Orchestrator};
+pub use scheduler::{Scheduler, spawn_scheduler};
 pub use triggers::{TriggerKind, TriggerRegistration, TriggerRegistry};

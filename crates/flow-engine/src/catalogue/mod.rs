@@ -1,10 +1,13 @@
 //! The component catalogue: the built-in components of SPEC §7 with the JSON Schema of each
-//! function's `fields`, and the checker the orchestrator applies to a node's configuration.
+//! function's `fields`, the composite [`Catalogue`] adding registered external components, and
+//! the checker the orchestrator applies to a node's configuration.
 
 mod builtin;
+mod composite;
 mod schema;
 
 pub use builtin::builtin_components;
+pub use composite::Catalogue;
 pub use schema::check_fields;
 
 use async_trait::async_trait;

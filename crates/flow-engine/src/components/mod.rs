@@ -1,6 +1,6 @@
-//! Execution of the built-in components: the [`Component`] trait, the per-call
-//! [`CallContext`], the [`ComponentError`] they fail with, and the [`ComponentRegistry`]
-//! mapping a component id to its implementation.
+//! Execution of components: the [`Component`] trait, the per-call [`CallContext`], the
+//! [`ComponentError`] they fail with, and the [`ComponentRegistry`] mapping a component id to
+//! its implementation (the built-ins, and the external components of a tenant).
 //!
 //! A message is a JSON object `{id, data, attachments, metadata, headers, query, method, url,
 //! pathSuffix}`; a call returns the messages the component emits (zero, one or many).
@@ -8,29 +8,30 @@
 
 mod code;
 mod delay;
+mod external;
 mod filter;
 mod http;
 mod jq;
 mod log;
 mod net;
 mod passthrough;
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+mod registry;
+mod transport;
 
 use async_trait::async_trait;
-use flow_domain::ids::TenantId;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 pub use code::CodeComponent;
 pub use delay::{DelayComponent, MAX_DELAY};
+pub use external::RemoteComponent;
 pub use filter::FilterComponent;
-pub use http::{HttpComponent, HttpConfig};
+pub use http::{HttpComponent, HttpConfig, HttpTransport};
 pub use jq::{JqComponent, MAX_JQ_OUTPUTS};
 pub use log::LogComponent;
 pub use net::is_forbidden_address;
 pub use passthrough::PassThrough;
+pub use registry::ComponentRegistry;
 
 /// Why a component call failed, and whether trying again later may succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,67 +90,6 @@ pub trait Component: Send + Sync {
         msg: &Value,
         ctx: &CallContext,
     ) -> Result<Vec<Value>, ComponentError>;
-}
-
-/// Component id -> implementation.
-#[derive(Clone, Default)]
-pub struct ComponentRegistry {
-    components: BTreeMap<String, Arc<dyn Component>>,
-}
-
-impl std::fmt::Debug for ComponentRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ComponentRegistry").field("ids", &self.ids()).finish()
-    }
-}
-
-impl ComponentRegistry {
-    /// The built-in components (`webhook`, `scheduler`, `http`, `jq`, `filter`, `code`, `log`,
-    /// `delay`), with `http` configured by `http`.
-    ///
-    /// # Errors
-    /// When the HTTP client cannot be built.
-    pub fn builtin(http: HttpConfig) -> Result<Self, ComponentError> {
-        let mut registry = Self::default();
-        registry.insert("webhook", Arc::new(PassThrough::new("receive")));
-        registry.insert("scheduler", Arc::new(PassThrough::new("schedule")));
-        registry.insert("http", Arc::new(HttpComponent::new(http)?));
-        registry.insert("jq", Arc::new(JqComponent));
-        registry.insert("filter", Arc::new(FilterComponent));
-        registry.insert("code", Arc::new(CodeComponent));
-        registry.insert("log", Arc::new(LogComponent));
-        registry.insert("delay", Arc::new(DelayComponent::default()));
-        Ok(registry)
-    }
-
-    /// Adds (or replaces) the component `id`.
-    pub fn insert(&mut self, id: impl Into<String>, component: Arc<dyn Component>) {
-        self.components.insert(id.into(), component);
-    }
-
-    /// The component `id`, if registered.
-    pub fn get(&self, id: &str) -> Option<Arc<dyn Component>> {
-        self.components.get(id).cloned()
-    }
-
-    /// The component a node of a flow of `tenant` names: a built-in, or an external component
-    /// registered by that tenant.
-    ///
-    /// # Errors
-    /// When registered components cannot be read (retryable).
-    pub async fn resolve(
-        &self,
-        id: &str,
-        tenant: Option<TenantId>,
-    ) -> Result<Option<Arc<dyn Component>>, ComponentError> {
-        let _ = tenant;
-        Ok(self.get(id))
-    }
-
-    /// The registered ids, sorted.
-    pub fn ids(&self) -> Vec<&str> {
-        self.components.keys().map(String::as_str).collect()
-    }
 }
 
 /// Fails unless `function` is `expected`.

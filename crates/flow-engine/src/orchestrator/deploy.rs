@@ -1,6 +1,7 @@
 //! The deployment check of a starting flow: every node's component, function and fields, the
 //! edges' jq programs and the cron expression; yields the trigger to register, or the reason
-//! the flow cannot run.
+//! the flow cannot run. External components (from the catalogue, for the flow's tenant) are
+//! actions: their functions take any object of `fields`, and they are never the trigger.
 
 use crate::catalogue::check_fields;
 use crate::triggers::{TriggerKind, TriggerRegistration};
@@ -58,6 +59,12 @@ pub(crate) async fn check_flow(
             continue;
         };
         let is_trigger_node = trigger.is_some_and(|t| t.id == node.id);
+        if is_trigger_node && !component.builtin {
+            problems.push(format!(
+                "Node \"{}\": external component \"{}\" cannot be the flow's trigger",
+                node.id, node.component_id
+            ));
+        }
         if component.kind == ComponentKind::Trigger && !is_trigger_node {
             problems.push(format!(
                 "Node \"{}\": trigger component \"{}\" must be the flow's first node",
@@ -85,5 +92,73 @@ pub(crate) async fn check_flow(
             Ok(Ok(TriggerRegistration { flow_id: flow.id, kind, trigger_node: node.id.clone() }))
         }
         _ => Ok(Err(problems.join("; "))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Catalogue;
+    use chrono::Utc;
+    use flow_domain::model::{ExternalComponent, ExternalFunction};
+    use flow_domain::ports::MockComponentRepository;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn catalogue(owner: TenantId) -> Catalogue {
+        let mut repo = MockComponentRepository::new();
+        repo.expect_get().returning(move |name| {
+            Ok((name == "acme").then(|| ExternalComponent {
+                name: "acme".into(),
+                url: "https://example.com/run".into(),
+                functions: vec![ExternalFunction { name: "run".into(), description: String::new() }],
+                tenant: Some(owner),
+                owners: Vec::new(),
+                created_at: Utc::now(),
+            }))
+        });
+        Catalogue::new().with_externals(Arc::new(repo))
+    }
+
+    fn payload(tenant: TenantId, first: &str, second: &str) -> FlowPayload {
+        serde_json::from_value(json!({
+            "id": FlowId::new(),
+            "tenant": tenant,
+            "graph": {
+                "nodes": [
+                    { "id": "a", "componentId": first, "function": if first == "acme" { "run" } else { "receive" }, "fields": {} },
+                    { "id": "b", "componentId": second, "function": "run", "fields": { "anything": [1, 2] } }
+                ],
+                "edges": [{ "source": "a", "target": "b" }]
+            }
+        }))
+        .expect("payload")
+    }
+
+    #[tokio::test]
+    async fn external_action_of_the_flows_tenant_deploys() {
+        let tenant = TenantId::new();
+        let checked =
+            check_flow(&catalogue(tenant), &payload(tenant, "webhook", "acme")).await.expect("check");
+        assert!(checked.is_ok(), "{checked:?}");
+    }
+
+    #[tokio::test]
+    async fn external_of_another_tenant_is_unknown() {
+        let reason = check_flow(&catalogue(TenantId::new()), &payload(TenantId::new(), "webhook", "acme"))
+            .await
+            .expect("check")
+            .expect_err("refused");
+        assert!(reason.contains("unknown component \"acme\""), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn external_is_never_the_trigger() {
+        let tenant = TenantId::new();
+        let reason = check_flow(&catalogue(tenant), &payload(tenant, "acme", "acme"))
+            .await
+            .expect("check")
+            .expect_err("refused");
+        assert!(reason.contains("cannot be the flow's trigger"), "{reason}");
     }
 }
