@@ -251,6 +251,30 @@ async fn http_success() {
 }
 
 #[tokio::test]
+async fn http_without_body_posts_the_message_data() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/sink"))
+        .and(wiremock::matchers::body_json(json!({"order": 7})))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/sink"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let post = fields(json!({"method": "POST", "url": format!("{}/sink", server.uri())}));
+    http().call("request", &post, &msg(json!({"order": 7})), &ctx()).await.unwrap();
+    let get = fields(json!({"url": format!("{}/sink", server.uri())}));
+    http().call("request", &get, &msg(json!({"order": 7})), &ctx()).await.unwrap();
+    let requests = server.received_requests().await.unwrap_or_default();
+    assert!(requests.iter().any(|r| r.method.as_str() == "GET" && r.body.is_empty()));
+}
+
+#[tokio::test]
 async fn http_retries_500_then_succeeds() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))

@@ -5,6 +5,7 @@
 //!
 //! The emitted message is the incoming one with `data` set to the response body (JSON when it
 //! parses, else text), `headers` to the response headers and `status` to the status code.
+//! Without a `body` field, `POST`, `PUT` and `PATCH` send the incoming message's `data` as JSON.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +39,7 @@ impl HttpComponent {
         Self { transport }
     }
 
-    fn parse(&self, fields: &Map<String, Value>) -> Result<OutboundRequest, ComponentError> {
+    fn parse(&self, fields: &Map<String, Value>, msg: &Value) -> Result<OutboundRequest, ComponentError> {
         let config = self.transport.config();
         let url = Url::parse(required_str(fields, "url")?)
             .map_err(|e| ComponentError::permanent(format!("invalid url: {e}")))?;
@@ -59,11 +60,11 @@ impl HttpComponent {
             .map_or(config.max_retries, |n| u32::try_from(n).unwrap_or(RETRY_CAP))
             .min(RETRY_CAP);
         Ok(OutboundRequest {
+            body: body_of(fields, &method, msg),
             method,
             url,
             headers: string_pairs(fields, "headers")?,
             query: string_pairs(fields, "query")?,
-            body: fields.get("body").filter(|b| !b.is_null()).cloned(),
             timeout,
             max_retries,
         })
@@ -92,6 +93,17 @@ impl HttpComponent {
     }
 }
 
+/// The `body` field; without one, `POST`, `PUT` and `PATCH` send the message's `data`.
+fn body_of(fields: &Map<String, Value>, method: &Method, msg: &Value) -> Option<Value> {
+    match fields.get("body") {
+        Some(body) if !body.is_null() => Some(body.clone()),
+        _ if [Method::POST, Method::PUT, Method::PATCH].contains(method) => {
+            msg.get("data").filter(|d| !d.is_null()).cloned()
+        }
+        _ => None,
+    }
+}
+
 fn string_pairs(fields: &Map<String, Value>, name: &str) -> Result<Vec<(String, String)>, ComponentError> {
     match fields.get(name) {
         None | Some(Value::Null) => Ok(Vec::new()),
@@ -113,7 +125,7 @@ impl Component for HttpComponent {
         ctx: &CallContext,
     ) -> Result<Vec<Value>, ComponentError> {
         check_function(function, "request")?;
-        let req = self.parse(fields)?;
+        let req = self.parse(fields, msg)?;
         let response = self.transport.execute(&req, ctx).await?;
         Ok(vec![self.emit(msg, response).await?])
     }
