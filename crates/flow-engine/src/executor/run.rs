@@ -1,0 +1,339 @@
+//! One run of one claimed execution: walks the graph from the trigger node, runs independent
+//! branches concurrently, and keeps every change to the [`Execution`] in one driver loop that
+//! saves after each finished step invocation and renews the lease every third of it.
+//!
+//! An execution claimed again after its worker died (it already has steps) is resumed by
+//! re-running from the trigger: its steps and counters are cleared first, so step counts stay
+//! those of one complete run (steps with side effects may repeat; delivery is at least once).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use flow_domain::error::PortError;
+use flow_domain::execution_lifecycle::{ExecutionInput, transition};
+use flow_domain::model::{Counters, Execution, ExecutionStatus, Flow, StepRecord, StepStatus};
+use flow_domain::services::executions::apply_effects;
+use serde_json::Value;
+use tokio::task::{Id, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::graph_walk::CompiledGraph;
+use crate::components::CallContext;
+
+/// What one step invocation produced.
+type Outcome = Result<Vec<Value>, String>;
+
+/// Whether the driver still owns the execution after a save.
+enum Saved {
+    /// Stored; the local revision was bumped.
+    Kept,
+    /// Someone else changed it (a cancel, or another worker after our lease ran out); the
+    /// run must stop. Holds the status as now stored.
+    Lost(ExecutionStatus),
+}
+
+/// Runs the claimed `execution` to its end (or until it is taken away or `stop` fires) and
+/// returns its status as last known.
+///
+/// # Errors
+/// Storage failures that leave the end of the run unrecorded (the lease then expires and
+/// recovery takes over).
+pub(super) async fn run(shared: &Shared, execution: Execution) -> anyhow::Result<ExecutionStatus> {
+    let started = Instant::now();
+    let (flow_id, execution_id) = (execution.flow_id, execution.id);
+    tracing::info!(%flow_id, %execution_id, "execution started");
+    let status = start(shared, execution).await;
+    match &status {
+        Ok(status) => tracing::info!(
+            %flow_id, %execution_id, %status,
+            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "execution ended"
+        ),
+        Err(err) => tracing::warn!(
+            %flow_id, %execution_id, error = format!("{err:#}"),
+            "execution stopped on a storage error; recovery will take it over"
+        ),
+    }
+    status
+}
+
+async fn start(shared: &Shared, mut execution: Execution) -> anyhow::Result<ExecutionStatus> {
+    let Some(flow) = shared.flows.get(execution.flow_id).await? else {
+        return fail(shared, execution, "The flow was deleted.").await;
+    };
+    let Some(trigger) = flow.spec.graph.trigger().map(|n| n.id.clone()) else {
+        return fail(shared, execution, "The flow has no trigger node.").await;
+    };
+    if !execution.steps.is_empty() || execution.counters != Counters::default() {
+        tracing::info!(
+            flow_id = %execution.flow_id, execution_id = %execution.id,
+            "execution resumed by re-running from the trigger"
+        );
+        execution.steps.clear();
+        execution.counters = Counters::default();
+    }
+    let graph = shared.graphs.get(&flow);
+    let input = execution.input.clone();
+    let mut walk = Walk::new(shared, Arc::new(flow), graph, execution);
+    walk.dispatch(&trigger, input);
+    walk.drive().await
+}
+
+/// Fails the execution as a whole (it cannot run at all).
+async fn fail(shared: &Shared, mut execution: Execution, reason: &str) -> anyhow::Result<ExecutionStatus> {
+    tracing::info!(flow_id = %execution.flow_id, execution_id = %execution.id, reason, "execution cannot run");
+    let step = transition(execution.status, &ExecutionInput::Fail(reason.into()))?;
+    execution.status = step.status;
+    apply_effects(&mut execution, &step.effects, shared.clock.now());
+    match shared.executions.save(&execution, &[]).await {
+        Ok(()) => Ok(execution.status),
+        Err(PortError::Conflict | PortError::NotFound) => {
+            Ok(shared.executions.get(execution.id).await?.map_or(execution.status, |e| e.status))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The state of one run, owned by its driver loop.
+struct Walk<'a> {
+    shared: &'a Shared,
+    flow: Arc<Flow>,
+    graph: Arc<CompiledGraph>,
+    execution: Execution,
+    /// Given to components; cancelled when the execution is cancelled or the engine stops.
+    cancel: CancellationToken,
+    tasks: JoinSet<Outcome>,
+    /// The node each running task serves.
+    nodes: HashMap<Id, String>,
+    /// Invocations running per node.
+    in_flight: HashMap<String, usize>,
+    /// Invocations started so far.
+    runs: usize,
+    /// Set when the run hit `max_step_runs`.
+    overflow: Option<String>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(shared: &'a Shared, flow: Arc<Flow>, graph: Arc<CompiledGraph>, execution: Execution) -> Self {
+        Self {
+            cancel: shared.hard_stop.child_token(),
+            shared,
+            flow,
+            graph,
+            execution,
+            tasks: JoinSet::new(),
+            nodes: HashMap::new(),
+            in_flight: HashMap::new(),
+            runs: 0,
+            overflow: None,
+        }
+    }
+
+    /// The driver loop: collects finished invocations, routes their output, saves, renews the
+    /// lease, and ends the execution once nothing runs any more.
+    async fn drive(&mut self) -> anyhow::Result<ExecutionStatus> {
+        let period = (self.shared.config.lease / 3).max(std::time::Duration::from_millis(10));
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !self.tasks.is_empty() && self.overflow.is_none() {
+            tokio::select! {
+                biased;
+                () = self.shared.hard_stop.cancelled() => {
+                    self.cancel.cancel();
+                    self.tasks.abort_all();
+                    tracing::info!(execution_id = %self.execution.id, "execution abandoned at shutdown; its lease will expire");
+                    return Ok(ExecutionStatus::Running);
+                }
+                Some(joined) = self.tasks.join_next_with_id() => {
+                    let (id, outcome) = match joined {
+                        Ok((id, outcome)) => (id, outcome),
+                        Err(err) => (err.id(), Err(format!("The step crashed: {err}"))),
+                    };
+                    self.complete(id, outcome);
+                    if let Saved::Lost(status) = self.save().await? {
+                        return Ok(status);
+                    }
+                }
+                _ = renew.tick() => {
+                    if let Saved::Lost(status) = self.save().await? {
+                        return Ok(status);
+                    }
+                }
+            }
+        }
+        self.finish().await
+    }
+
+    /// Starts one invocation of `node_id` on `msg`.
+    fn dispatch(&mut self, node_id: &str, msg: Value) {
+        if self.overflow.is_some() {
+            return;
+        }
+        let max = self.shared.config.max_step_runs;
+        if self.runs >= max {
+            self.overflow = Some(format!(
+                "The execution ran more than {max} steps and was stopped (a loop through many messages?)."
+            ));
+            return;
+        }
+        self.runs += 1;
+        let now = self.shared.clock.now();
+        let Some(node) = self.flow.spec.graph.node(node_id) else {
+            self.edge_failure(node_id, format!("The flow has no node `{node_id}`."));
+            return;
+        };
+        let step = self
+            .execution
+            .steps
+            .entry(node_id.to_owned())
+            .or_insert_with(|| StepRecord::started(&node.component_id, now));
+        step.in_count += 1;
+        step.status = StepStatus::Running;
+        self.execution.counters.started += 1;
+        *self.in_flight.entry(node_id.to_owned()).or_default() += 1;
+
+        let ctx = CallContext {
+            flow_id: self.flow.id.to_string(),
+            step_id: node_id.to_owned(),
+            cancel: self.cancel.clone(),
+            allow_private_networks: self.shared.config.allow_private_networks,
+        };
+        let components = Arc::clone(&self.shared.components);
+        let flow = Arc::clone(&self.flow);
+        let node_id_owned = node_id.to_owned();
+        let handle = self.tasks.spawn(async move {
+            let Some(node) = flow.spec.graph.node(&node_id_owned) else {
+                return Err(format!("The flow has no node `{node_id_owned}`."));
+            };
+            let component = match components.resolve(&node.component_id, flow.tenant).await {
+                Ok(Some(component)) => component,
+                Ok(None) => return Err(format!("unknown component `{}`", node.component_id)),
+                Err(err) => return Err(err.message),
+            };
+            component.call(&node.function, &node.fields, &msg, &ctx).await.map_err(|e| e.message)
+        });
+        self.nodes.insert(handle.id(), node_id.to_owned());
+    }
+
+    /// Records a finished invocation and sends its output on.
+    fn complete(&mut self, task: Id, outcome: Outcome) {
+        let Some(node_id) = self.nodes.remove(&task) else {
+            return;
+        };
+        let now = self.shared.clock.now();
+        let left = self.in_flight.get_mut(&node_id).map_or(0, |n| {
+            *n = n.saturating_sub(1);
+            *n
+        });
+        let counters = &mut self.execution.counters;
+        let Some(step) = self.execution.steps.get_mut(&node_id) else {
+            return;
+        };
+        step.finished_at = Some(now);
+        let outputs = match outcome {
+            Ok(outputs) => {
+                counters.succeeded += 1;
+                outputs.iter().for_each(|m| step.record_output(m));
+                tracing::debug!(execution_id = %self.execution.id, step = %node_id, out = outputs.len(), "step succeeded");
+                outputs
+            }
+            Err(reason) => {
+                counters.errors += 1;
+                step.errors += 1;
+                tracing::debug!(execution_id = %self.execution.id, step = %node_id, error = %reason, "step failed");
+                step.last_error = Some(reason);
+                Vec::new()
+            }
+        };
+        if left == 0 {
+            step.status = if step.errors > 0 { StepStatus::Failed } else { StepStatus::Succeeded };
+        }
+        let graph = Arc::clone(&self.graph);
+        for message in &outputs {
+            for (target, delivery) in graph.route(&node_id, message) {
+                match delivery {
+                    Ok(msg) => self.dispatch(&target, msg),
+                    Err(reason) => self.edge_failure(&target, reason),
+                }
+            }
+        }
+    }
+
+    /// A message that could not reach `node_id` (its edge's condition or mapper failed) counts
+    /// as a failed invocation of that node.
+    fn edge_failure(&mut self, node_id: &str, reason: String) {
+        let now = self.shared.clock.now();
+        let component =
+            self.flow.spec.graph.node(node_id).map(|n| n.component_id.clone()).unwrap_or_default();
+        let running = self.in_flight.get(node_id).copied().unwrap_or(0) > 0;
+        let step = self
+            .execution
+            .steps
+            .entry(node_id.to_owned())
+            .or_insert_with(|| StepRecord::started(&component, now));
+        step.in_count += 1;
+        step.errors += 1;
+        step.finished_at = Some(now);
+        step.last_error = Some(reason);
+        if !running {
+            step.status = StepStatus::Failed;
+        }
+        self.execution.counters.started += 1;
+        self.execution.counters.errors += 1;
+    }
+
+    /// Ends the run: failed when the step limit was hit, else succeeded or failed by the steps.
+    async fn finish(&mut self) -> anyhow::Result<ExecutionStatus> {
+        self.tasks.abort_all();
+        let input = match self.overflow.take() {
+            Some(reason) => ExecutionInput::Fail(reason),
+            None => ExecutionInput::Finish { ok: self.execution.counters.errors == 0 },
+        };
+        let step = transition(self.execution.status, &input)?;
+        self.execution.status = step.status;
+        apply_effects(&mut self.execution, &step.effects, self.shared.clock.now());
+        match self.save().await? {
+            Saved::Kept => Ok(self.execution.status),
+            Saved::Lost(status) => Ok(status),
+        }
+    }
+
+    /// Saves the execution (extending the lease while it runs); on a lost race, finds out why
+    /// and cancels the running components when the execution was cancelled.
+    async fn save(&mut self) -> anyhow::Result<Saved> {
+        if self.execution.status == ExecutionStatus::Running {
+            let lease = chrono::Duration::from_std(self.shared.config.lease)?;
+            self.execution.lease_until = Some(self.shared.clock.now() + lease);
+        }
+        match self.shared.executions.save(&self.execution, &[]).await {
+            Ok(()) => {
+                self.execution.revision += 1;
+                Ok(Saved::Kept)
+            }
+            Err(PortError::Conflict | PortError::NotFound) => {
+                let stored = self.shared.executions.get(self.execution.id).await?;
+                let status = stored.as_ref().map_or(ExecutionStatus::Cancelled, |e| e.status);
+                self.cancel.cancel();
+                self.tasks.abort_all();
+                if status == ExecutionStatus::Cancelled {
+                    tracing::info!(execution_id = %self.execution.id, "execution cancelled; stopping");
+                } else {
+                    tracing::warn!(
+                        execution_id = %self.execution.id, %status,
+                        lease_owner = stored.as_ref().and_then(|e| e.lease_owner.as_deref()).unwrap_or(""),
+                        "execution taken over (lease lost); stopping"
+                    );
+                }
+                Ok(Saved::Lost(status))
+            }
+            Err(err) if self.execution.status == ExecutionStatus::Running => {
+                // The next save carries this state too; a long outage costs the lease.
+                tracing::warn!(execution_id = %self.execution.id, error = %err, "cannot save execution progress");
+                Ok(Saved::Kept)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
