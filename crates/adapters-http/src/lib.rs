@@ -9,10 +9,14 @@ mod envelope;
 mod error;
 mod extract;
 mod openapi;
+mod public_flow;
 mod request_id;
 mod request_metrics;
 mod routes;
 mod state;
+mod webhook_body;
+mod webhook_sync;
+mod xml_json;
 
 #[cfg(test)]
 mod tests;
@@ -22,7 +26,8 @@ pub use error::{ApiError, ErrorBody, ErrorEntry};
 pub use extract::{INVALID_AUTHORIZATION, MISSING_AUTHORIZATION};
 pub use openapi::openapi;
 pub use request_id::REQUEST_ID_HEADER;
-pub use state::{AppState, DEFAULT_BODY_LIMIT_BYTES, HttpConfig};
+pub use state::{AppState, DEFAULT_BODY_LIMIT_BYTES, DEFAULT_WEBHOOK_SYNC_TIMEOUT, HttpConfig};
+pub use webhook_body::{MISSING_CONTENT_TYPE, UNSUPPORTED_CONTENT_TYPE};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -48,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(request_id::mark_client_sent))
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
                 .layer(

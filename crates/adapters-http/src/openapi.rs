@@ -27,6 +27,8 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "flows", description = "Flows and their lifecycle"),
         (name = "templates", description = "Flow templates"),
         (name = "components", description = "Components nodes may use"),
+        (name = "executions", description = "Runs of flows and the usage report"),
+        (name = "webhooks", description = "Incoming webhook calls (auth per flow, no bearer token needed)"),
         (name = "health", description = "Readiness"),
     )
 )]
@@ -57,35 +59,47 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::flow_control::router())
         .merge(routes::templates::router())
         .merge(routes::components::router())
+        .merge(routes::executions::router())
+        .merge(routes::webhooks::router())
         .merge(routes::health::router())
 }
 
-/// Finishes the generated document: routes mounted twice (the `/users` alias) get distinct
-/// operation ids, as OpenAPI requires, and every protected operation documents its 401.
+/// Finishes the generated document: one handler serving several methods of a path (the
+/// webhooks) gets one operation id per method (`webhook`, `webhook_post`, ...), routes mounted
+/// twice (the `/users` alias) get distinct operation ids, as OpenAPI requires, and every
+/// protected operation documents its 401.
 pub(crate) fn finish(mut doc: Document) -> Document {
     let mut seen = HashSet::new();
     for item in doc.paths.paths.values_mut() {
+        let mut in_item = HashSet::new();
         let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
-            &mut item.query,
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("options", &mut item.options),
+            ("head", &mut item.head),
+            ("patch", &mut item.patch),
+            ("trace", &mut item.trace),
+            ("query", &mut item.query),
         ];
-        for operation in operations.into_iter().flatten() {
-            make_unique(operation, &mut seen);
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            make_unique(operation, method, &mut in_item, &mut seen);
             document_unauthenticated(operation);
         }
     }
     doc
 }
 
-fn make_unique(operation: &mut Operation, seen: &mut HashSet<String>) {
+fn make_unique(
+    operation: &mut Operation,
+    method: &str,
+    in_item: &mut HashSet<String>,
+    seen: &mut HashSet<String>,
+) {
     let Some(id) = operation.operation_id.clone() else { return };
+    let id = if in_item.insert(id.clone()) { id } else { format!("{id}_{method}") };
     let mut candidate = id.clone();
     let mut n = 1;
     while !seen.insert(candidate.clone()) {

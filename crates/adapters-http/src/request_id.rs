@@ -30,6 +30,17 @@ pub fn of_request<B>(req: &axum::http::Request<B>) -> String {
         .to_string()
 }
 
+/// Whether the client sent its own `x-request-id` (a generated one is no idempotency key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSentRequestId(pub bool);
+
+/// Middleware, outside the one that generates missing ids: records [`ClientSentRequestId`].
+pub async fn mark_client_sent(mut req: Request, next: Next) -> Response {
+    let sent = req.headers().contains_key(REQUEST_ID_HEADER);
+    req.extensions_mut().insert(ClientSentRequestId(sent));
+    next.run(req).await
+}
+
 /// Middleware: runs the rest of the request with its id in scope for [`current`].
 pub async fn scope(req: Request, next: Next) -> Response {
     let id = of_request(&req);

@@ -1,23 +1,31 @@
 //! Smoke tests of the assembled router over mocked ports: middleware, envelopes, routing and
-//! the OpenAPI document. The full HTTP suites live in the workspace's `tests/` crate.
+//! the OpenAPI document; the harness ([`Ports`], [`app`], [`send`]) is shared with the
+//! per-resource submodules. The full HTTP suites live in the workspace's `tests/` crate.
+
+mod executions;
+mod flows;
+mod webhooks;
 
 use crate::{AppState, HttpConfig, router};
 use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use chrono::{Duration, Utc};
 use flow_domain::error::PortError;
+use flow_domain::ids::TenantId;
 use flow_domain::ids::{TokenId, UserId};
 use flow_domain::model::{AccessToken, User, UserStatus};
 use flow_domain::permission::Permission;
 use flow_domain::ports::{
-    ComponentCatalogue, ComponentSpec, Health, MockFlowRepository, MockPasswordHasher,
-    MockTemplateRepository, MockTenantRepository, MockTokenMinter, MockTokenRepository, MockUserRepository,
+    ComponentCatalogue, ComponentSpec, ExecutionRepository, FlowRepository, Health, MockComponentRepository,
+    MockExecutionRepository, MockFlowRepository, MockPasswordHasher, MockTemplateRepository,
+    MockTenantRepository, MockTokenMinter, MockTokenRepository, MockUserRepository,
 };
-use flow_domain::query::Page;
+use flow_domain::query::{Page, Visibility};
 use flow_domain::services::{
-    AuthService, FlowService, LoginThrottle, TemplateService, TenantService, UserService,
+    AuthService, ComponentService, ExecutionService, FlowService, LoginThrottle, TemplateService,
+    TenantService, UserService, WebhookService,
 };
 use flow_domain::time::SystemClock;
 use http_body_util::BodyExt;
@@ -25,7 +33,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
 
-const TOKEN: &str = "secret-token";
+pub(super) const TOKEN: &str = "secret-token";
 
 struct Probe(Result<(), String>);
 
@@ -40,22 +48,24 @@ struct NoComponents;
 
 #[async_trait]
 impl ComponentCatalogue for NoComponents {
-    async fn list(&self) -> anyhow::Result<Vec<ComponentSpec>> {
+    async fn list(&self, _visibility: &Visibility) -> anyhow::Result<Vec<ComponentSpec>> {
         Ok(Vec::new())
     }
-    async fn find(&self, _id: &str) -> anyhow::Result<Option<ComponentSpec>> {
+    async fn find(&self, _id: &str, _tenant: Option<TenantId>) -> anyhow::Result<Option<ComponentSpec>> {
         Ok(None)
     }
 }
 
 /// The ports a test may program before the app is built.
-struct Ports {
-    users: MockUserRepository,
-    hasher: MockPasswordHasher,
-    flows: MockFlowRepository,
-    templates: MockTemplateRepository,
-    database: Result<(), String>,
-    body_limit: usize,
+pub(super) struct Ports {
+    pub(super) users: MockUserRepository,
+    pub(super) hasher: MockPasswordHasher,
+    pub(super) flows: MockFlowRepository,
+    pub(super) templates: MockTemplateRepository,
+    pub(super) executions: MockExecutionRepository,
+    pub(super) components: MockComponentRepository,
+    pub(super) database: Result<(), String>,
+    pub(super) config: HttpConfig,
 }
 
 impl Default for Ports {
@@ -65,13 +75,15 @@ impl Default for Ports {
             hasher: MockPasswordHasher::new(),
             flows: MockFlowRepository::new(),
             templates: MockTemplateRepository::new(),
+            executions: MockExecutionRepository::new(),
+            components: MockComponentRepository::new(),
             database: Ok(()),
-            body_limit: HttpConfig::default().body_limit_bytes,
+            config: HttpConfig::default(),
         }
     }
 }
 
-fn admin() -> User {
+pub(super) fn admin() -> User {
     let now = Utc::now();
     User {
         id: UserId::new(),
@@ -87,7 +99,7 @@ fn admin() -> User {
     }
 }
 
-fn app(ports: Ports) -> Router {
+pub(super) fn app(ports: Ports) -> Router {
     let clock = Arc::new(SystemClock);
     let mut minter = MockTokenMinter::new();
     minter.expect_hash().returning(|t| format!("hash:{t}"));
@@ -105,55 +117,72 @@ fn app(ports: Ports) -> Router {
     let users = Arc::new(ports.users);
     let tenants = Arc::new(MockTenantRepository::new());
     let hasher = Arc::new(ports.hasher);
-    let flows = Arc::new(FlowService::new(Arc::new(ports.flows), clock.clone()));
+    let flow_repo: Arc<dyn FlowRepository> = Arc::new(ports.flows);
+    let execution_repo: Arc<dyn ExecutionRepository> = Arc::new(ports.executions);
+    let flows = Arc::new(FlowService::new(flow_repo.clone(), clock.clone()));
+    let auth = Arc::new(AuthService::new(
+        users.clone(),
+        Arc::new(tokens),
+        hasher.clone(),
+        Arc::new(minter),
+        clock.clone(),
+        LoginThrottle::default(),
+        Duration::hours(3),
+    ));
     let state = AppState {
-        auth: Arc::new(AuthService::new(
-            users.clone(),
-            Arc::new(tokens),
-            hasher.clone(),
-            Arc::new(minter),
+        webhooks: Arc::new(WebhookService::new(
+            flow_repo.clone(),
+            execution_repo.clone(),
+            auth.clone(),
             clock.clone(),
-            LoginThrottle::default(),
-            Duration::hours(3),
         )),
+        executions: Arc::new(ExecutionService::new(execution_repo, flow_repo, clock.clone())),
+        components: Arc::new(ComponentService::new(
+            Arc::new(ports.components),
+            Arc::new(NoComponents),
+            clock.clone(),
+        )),
+        auth,
         users: Arc::new(UserService::new(users, tenants.clone(), hasher, clock.clone())),
         tenants: Arc::new(TenantService::new(tenants, clock.clone())),
         templates: Arc::new(TemplateService::new(Arc::new(ports.templates), flows.clone(), clock)),
         flows,
-        components: Arc::new(NoComponents),
         database: Arc::new(Probe(ports.database)),
         event_bus: Arc::new(Probe(Ok(()))),
-        config: HttpConfig { body_limit_bytes: ports.body_limit },
+        config: ports.config,
     };
     router(state)
 }
 
-struct Answer {
-    status: StatusCode,
-    request_id: Option<String>,
-    retry_after: Option<String>,
-    body: Value,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) request_id: Option<String>,
+    pub(super) retry_after: Option<String>,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Value,
+    pub(super) bytes: Vec<u8>,
 }
 
-async fn send(app: Router, request: Request<Body>) -> Answer {
+pub(super) async fn send(app: Router, request: Request<Body>) -> Answer {
     let response = app.oneshot(request).await.expect("infallible");
     let header_text =
         |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(String::from);
     let (status, request_id, retry_after) =
         (response.status(), header_text("x-request-id"), header_text("retry-after"));
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes().to_vec();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer { status, request_id, retry_after, body }
+    Answer { status, request_id, retry_after, headers, body, bytes }
 }
 
-fn get(uri: &str) -> Request<Body> {
+pub(super) fn get(uri: &str) -> Request<Body> {
     Request::get(uri)
         .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .body(Body::empty())
         .expect("request")
 }
 
-fn post_json(uri: &str, body: &str) -> Request<Body> {
+pub(super) fn post_json(uri: &str, body: &str) -> Request<Body> {
     Request::post(uri)
         .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .header(header::CONTENT_TYPE, "application/json")
@@ -219,7 +248,8 @@ async fn json_rejections_use_the_envelope() {
     assert_eq!(unsupported.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(unsupported.body["errors"][0]["code"], 415);
 
-    let small = Ports { body_limit: 16, ..Ports::default() };
+    let small =
+        Ports { config: HttpConfig { body_limit_bytes: 16, ..HttpConfig::default() }, ..Ports::default() };
     let large = send(app(small), post_json("/login", &json!({"username": "x".repeat(64)}).to_string())).await;
     assert_eq!(large.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(large.body["errors"][0]["code"], 413);
@@ -358,12 +388,29 @@ fn openapi_documents_every_route_with_unique_operation_ids() {
         "/templates/{id}/generate",
         "/components",
         "/healthcheck",
+        "/webhooks/{flowId}",
+        "/webhooks/{flowId}/{suffix}",
+        "/hook/{flowId}",
+        "/hook/{flowId}/{suffix}",
+        "/executions",
+        "/executions/{id}",
+        "/executions/{id}/retry",
+        "/executions/{id}/cancel",
+        "/icenter/executions",
     ] {
         assert!(paths.contains_key(path), "{path} missing");
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearerAuth"]["scheme"], "bearer");
     assert!(doc["paths"]["/flows"]["get"]["responses"]["401"].is_object());
     assert!(doc["paths"]["/healthcheck"]["get"]["responses"]["401"].is_null());
+    for method in ["get", "post", "head"] {
+        let operation = &doc["paths"]["/webhooks/{flowId}"][method];
+        assert!(operation.is_object(), "webhook {method} missing");
+        assert!(operation["security"].is_null(), "webhooks need no bearer token");
+    }
+    assert_eq!(doc["paths"]["/webhooks/{flowId}"]["post"]["operationId"], "webhook_post");
+    assert!(doc["paths"]["/components"]["post"].is_object());
+    assert!(doc["paths"]["/executions/{id}/retry"]["post"]["responses"]["401"].is_object());
     let ids: Vec<&str> = paths
         .values()
         .flat_map(|item| item.as_object().into_iter().flat_map(|ops| ops.values()))
@@ -371,4 +418,27 @@ fn openapi_documents_every_route_with_unique_operation_ids() {
         .collect();
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len());
+}
+
+/// A flow with a webhook trigger node `in` and a `log` node `out`, in `status`, with
+/// `flow_settings`.
+pub(super) fn flow(status: &str, flow_settings: Value) -> flow_domain::model::Flow {
+    let now = "2026-05-01T12:00:00.000Z";
+    serde_json::from_value(json!({
+        "id": flow_domain::ids::FlowId::new(),
+        "name": "hook",
+        "graph": {
+            "nodes": [
+                {"id": "in", "componentId": "webhook", "function": "receive"},
+                {"id": "out", "componentId": "log", "function": "info"}
+            ],
+            "edges": [{"source": "in", "target": "out"}]
+        },
+        "flowSettings": flow_settings,
+        "owners": [],
+        "status": status,
+        "createdAt": now,
+        "updatedAt": now,
+    }))
+    .expect("flow fixture")
 }

@@ -1,9 +1,11 @@
 //! Flow CRUD: create (one or many), list, get, update (one or bulk), delete.
-//! Start/stop and step logs are in [`super::flow_control`].
+//! Start/stop and step logs are in [`super::flow_control`]. Every flow is answered as a
+//! [`PublicFlow`] (without its webhook secret).
 
 use crate::envelope::{Data, Item, List, Message};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authed, JsonBody, PathParams, QueryParams};
+use crate::public_flow::PublicFlow;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -39,11 +41,12 @@ pub async fn create_flows(
     Ok(match body {
         Value::Array(items) => {
             let results = state.flows.create_many(&actor, &items).await?;
-            let items: Vec<Item<Flow>> = results.into_iter().map(Item::from_result).collect();
+            let items: Vec<Item<PublicFlow>> =
+                results.into_iter().map(|r| Item::from_result(r.map(PublicFlow::from))).collect();
             (StatusCode::CREATED, Json(Data::new(items))).into_response()
         }
         single => {
-            let flow = state.flows.create(&actor, &single).await?;
+            let flow = PublicFlow::from(state.flows.create(&actor, &single).await?);
             (StatusCode::CREATED, Json(Data::new(flow))).into_response()
         }
     })
@@ -70,8 +73,8 @@ pub async fn list_flows(
     State(state): State<AppState>,
     Authed(actor): Authed,
     QueryParams(params): QueryParams,
-) -> Result<Json<List<Flow>>, ApiError> {
-    let page = state.flows.list(&actor, &params).await?;
+) -> Result<Json<List<PublicFlow>>, ApiError> {
+    let page = PublicFlow::page(state.flows.list(&actor, &params).await?);
     Ok(Json(List::from_page(page, &params)))
 }
 
@@ -87,8 +90,8 @@ pub async fn get_flow(
     State(state): State<AppState>,
     Authed(actor): Authed,
     PathParams(id): PathParams<String>,
-) -> Result<Json<Data<Flow>>, ApiError> {
-    Ok(Json(Data::new(state.flows.get(&actor, &id).await?)))
+) -> Result<Json<Data<PublicFlow>>, ApiError> {
+    Ok(Json(Data::new(state.flows.get(&actor, &id).await?.into())))
 }
 
 /// Changes an inactive flow (`flows.write`): top-level merge, full re-validation.
@@ -106,8 +109,8 @@ pub async fn update_flow(
     Authed(actor): Authed,
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Data<Flow>>, ApiError> {
-    Ok(Json(Data::new(state.flows.update(&actor, &id, &body).await?)))
+) -> Result<Json<Data<PublicFlow>>, ApiError> {
+    Ok(Json(Data::new(state.flows.update(&actor, &id, &body).await?.into())))
 }
 
 /// Deletes an inactive flow (`flows.write`).
@@ -140,7 +143,7 @@ pub async fn bulk_update_flows(
     State(state): State<AppState>,
     Authed(actor): Authed,
     JsonBody(body): JsonBody,
-) -> Result<Json<Data<Vec<Item<Flow>>>>, ApiError> {
+) -> Result<Json<Data<Vec<Item<PublicFlow>>>>, ApiError> {
     let results = state.flows.bulk_update(&actor, &body).await?;
-    Ok(Json(Data::new(results.into_iter().map(Item::from_result).collect())))
+    Ok(Json(Data::new(results.into_iter().map(|r| Item::from_result(r.map(PublicFlow::from))).collect())))
 }

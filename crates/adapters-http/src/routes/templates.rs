@@ -3,6 +3,7 @@
 use crate::envelope::{Data, List, Message};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authed, JsonBody, OptionalJsonBody, PathParams, QueryParams};
+use crate::public_flow::PublicFlow;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -131,7 +132,7 @@ pub async fn generate_flow(
     Authed(actor): Authed,
     PathParams(id): PathParams<String>,
     OptionalJsonBody(body): OptionalJsonBody,
-) -> Result<(StatusCode, Json<Data<Flow>>), ApiError> {
-    let flow = state.templates.generate(&actor, &id, &body).await?;
+) -> Result<(StatusCode, Json<Data<PublicFlow>>), ApiError> {
+    let flow = PublicFlow::from(state.templates.generate(&actor, &id, &body).await?);
     Ok((StatusCode::CREATED, Json(Data::new(flow))))
 }
