@@ -48,7 +48,8 @@ async fn webhook_jq_http_delivers_the_transformed_body() {
             }),
         )
         .await;
-    let reply = app.hook(&format!("/webhooks/{flow}?sync=true"), &[], &json!({"id": 7, "qty": 3, "price": 10})).await;
+    let reply =
+        app.hook(&format!("/webhooks/{flow}?sync=true"), &[], &json!({"id": 7, "qty": 3, "price": 10})).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.body, json!({"stored": true}));
     let id = reply.headers["x-execution-id"].to_str().expect("header").to_string();
@@ -140,9 +141,11 @@ async fn listing_filters_pages_and_isolates_tenants() {
     }
     let all = app.get("/executions", &app.admin).await;
     assert_eq!(all.body["meta"]["total"], 3);
-    let newest_first: Vec<&str> = all.body["data"].as_array().expect("list").iter().filter_map(|e| e["id"].as_str()).collect();
+    let newest_first: Vec<&str> =
+        all.body["data"].as_array().expect("list").iter().filter_map(|e| e["id"].as_str()).collect();
     assert_eq!(newest_first, [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()]);
-    let of_a = app.get(&format!("/executions?filter[flowId]={a}&page[size]=1&page[number]=2"), &app.admin).await;
+    let of_a =
+        app.get(&format!("/executions?filter[flowId]={a}&page[size]=1&page[number]=2"), &app.admin).await;
     assert_eq!(of_a.body["meta"]["total"], 2);
     assert_eq!(of_a.body["data"][0]["id"], ids[0].as_str());
     let failed = app.get("/executions?filter[status]=failed", &app.admin).await;
@@ -219,10 +222,16 @@ async fn step_logs_and_the_usage_report_count_what_ran() {
     assert_eq!(unknown_step.status, StatusCode::NOT_FOUND);
     let by_flow = app.get("/icenter/executions?groupby=flow", &app.admin).await;
     assert_eq!(by_flow.status, StatusCode::OK, "{:?}", by_flow.body);
-    let row = by_flow.body["data"].as_array().and_then(|rows| rows.iter().find(|r| r["flow"] == flow.as_str())).cloned();
+    let row = by_flow.body["data"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["flow"] == flow.as_str()))
+        .cloned();
     assert_eq!(row.map(|r| r["total"].clone()), Some(json!(6)));
     let by_component = app.get("/icenter/executions?groupby=component", &app.admin).await;
-    let jq = by_component.body["data"].as_array().and_then(|rows| rows.iter().find(|r| r["component"] == "jq")).cloned();
+    let jq = by_component.body["data"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["component"] == "jq"))
+        .cloned();
     assert_eq!(jq.map(|r| r["total"].clone()), Some(json!(3)));
     let bad = app.get("/icenter/executions?groupby=planet", &app.admin).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -247,14 +256,24 @@ async fn external_components_are_registered_and_called_with_function_fields_and_
         .await;
     assert_eq!(registered.status, StatusCode::CREATED, "{:?}", registered.body);
     let duplicate = app
-        .post("/components", &app.admin, json!({"name": "enricher", "url": "http://x.test/", "functions": [{"name": "a"}]}))
+        .post(
+            "/components",
+            &app.admin,
+            json!({"name": "enricher", "url": "http://x.test/", "functions": [{"name": "a"}]}),
+        )
         .await;
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
     let builtin = app
-        .post("/components", &app.admin, json!({"name": "http", "url": "http://x.test/", "functions": [{"name": "a"}]}))
+        .post(
+            "/components",
+            &app.admin,
+            json!({"name": "http", "url": "http://x.test/", "functions": [{"name": "a"}]}),
+        )
         .await;
     assert_eq!(builtin.status, StatusCode::CONFLICT);
-    let invalid = app.post("/components", &app.admin, json!({"name": "Bad Name", "url": "ftp://x", "functions": []})).await;
+    let invalid = app
+        .post("/components", &app.admin, json!({"name": "Bad Name", "url": "ftp://x", "functions": []}))
+        .await;
     assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
     assert_eq!(invalid.fields().len(), 3, "{:?}", invalid.body);
     let listed = app.get("/components", &app.admin).await;
@@ -278,7 +297,8 @@ async fn external_components_are_registered_and_called_with_function_fields_and_
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.body, json!({"enriched": true}));
     let requests = service.received_requests().await.unwrap_or_default();
-    let sent: Value = requests.first().map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null)).unwrap_or_default();
+    let sent: Value =
+        requests.first().map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null)).unwrap_or_default();
     assert_eq!(sent["function"], "enrich");
     assert_eq!(sent["fields"], json!({"level": 2}));
     assert_eq!(sent["msg"]["data"], json!({"a": 1}));

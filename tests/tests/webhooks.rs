@@ -187,17 +187,49 @@ async fn hmac_signatures_are_checked_and_never_replayed() {
     let body = json!({"name": "Signed"});
     let raw = body.to_string();
     let good = sign_hmac(SECRET, raw.as_bytes());
-    let ok = app.call_raw(Method::POST, &path, None, &[("content-type", "application/json"), ("x-hmac", &good)], raw.clone()).await;
+    let ok = app
+        .call_raw(
+            Method::POST,
+            &path,
+            None,
+            &[("content-type", "application/json"), ("x-hmac", &good)],
+            raw.clone(),
+        )
+        .await;
     assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
-    let replay = app.call_raw(Method::POST, &path, None, &[("content-type", "application/json"), ("x-hmac", &good)], raw.clone()).await;
+    let replay = app
+        .call_raw(
+            Method::POST,
+            &path,
+            None,
+            &[("content-type", "application/json"), ("x-hmac", &good)],
+            raw.clone(),
+        )
+        .await;
     assert_eq!(replay.body["data"]["executionId"], ok.body["data"]["executionId"]);
     let forged = sign_hmac("guessed", raw.as_bytes());
     for signature in [forged.as_str(), "", "zz", &good[..10]] {
-        let reply = app.call_raw(Method::POST, &path, None, &[("content-type", "application/json"), ("x-hmac", signature)], raw.clone()).await;
+        let reply = app
+            .call_raw(
+                Method::POST,
+                &path,
+                None,
+                &[("content-type", "application/json"), ("x-hmac", signature)],
+                raw.clone(),
+            )
+            .await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{signature:?}");
         assert_eq!(reply.messages(), ["Unauthorized"]);
     }
-    let tampered = app.call_raw(Method::POST, &path, None, &[("content-type", "application/json"), ("x-hmac", &good)], r#"{"name":"Other"}"#).await;
+    let tampered = app
+        .call_raw(
+            Method::POST,
+            &path,
+            None,
+            &[("content-type", "application/json"), ("x-hmac", &good)],
+            r#"{"name":"Other"}"#,
+        )
+        .await;
     assert_eq!(tampered.status, StatusCode::FORBIDDEN);
     let anonymous = app.hook(&path, &[], &body).await;
     assert_eq!(anonymous.status, StatusCode::FORBIDDEN);
@@ -247,8 +279,12 @@ fn echo_with(settings: Value) -> Value {
 async fn bearer_and_basic_need_webhooks_execute_and_ownership() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme").await;
-    let (_, owner) = app.user(Some(&tenant), &["flows.write", "flows.control", "flows.read", "webhooks.execute"]).await;
-    let (_, stranger) = app.user(Some(&tenant), &["webhooks.execute"]).await;
+    let (_, owner) =
+        app.user(Some(&tenant), &["flows.write", "flows.control", "flows.read", "webhooks.execute"]).await;
+    // Flows are owned by their creator and the creator's tenant: a user of another tenant is
+    // not an owner.
+    let elsewhere = app.tenant("elsewhere").await;
+    let (_, stranger) = app.user(Some(&elsewhere), &["webhooks.execute"]).await;
     let (_, no_permission) = app.user(Some(&tenant), &["flows.read"]).await;
     let flow = app.active_flow(&owner, echo_with(json!({"webhooks": {"requireWebhookAuth": true}}))).await;
     let path = format!("/webhooks/{flow}");
@@ -280,7 +316,11 @@ async fn the_webhook_secret_is_write_only() {
     assert_eq!(read.body["data"]["flowSettings"]["webhooks"], json!({"requireWebhookAuth": true}));
     // An update that does not mention the secret keeps it.
     let patched = app
-        .patch(&format!("/flows/{id}"), &app.admin, json!({"flowSettings": read.body["data"]["flowSettings"]}))
+        .patch(
+            &format!("/flows/{id}"),
+            &app.admin,
+            json!({"flowSettings": read.body["data"]["flowSettings"]}),
+        )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
     app.post_empty(&format!("/flows/{id}/start"), &app.admin).await;
@@ -288,7 +328,13 @@ async fn the_webhook_secret_is_write_only() {
     let raw = "{}";
     let sig = sign_hmac(SECRET, raw.as_bytes());
     let ok = app
-        .call_raw(Method::POST, &format!("/webhooks/{id}"), None, &[("content-type", "application/json"), ("x-hmac", &sig)], raw)
+        .call_raw(
+            Method::POST,
+            &format!("/webhooks/{id}"),
+            None,
+            &[("content-type", "application/json"), ("x-hmac", &sig)],
+            raw,
+        )
         .await;
     assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
     let list = app.get("/flows", &app.admin).await;

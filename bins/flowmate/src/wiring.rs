@@ -13,13 +13,18 @@ use flow_domain::ids::UserId;
 use flow_domain::permission::{Permission, PermissionSet};
 use flow_domain::ports::{ComponentCatalogue, Health};
 use flow_domain::services::{
-    AuthService, FirstAdmin, FlowService, LifecycleListener, LoginThrottle, TemplateService, TenantService,
-    ThrottleConfig, UserService, Watchdog, WatchdogConfig,
+    AuthService, ComponentService, ExecutionService, FirstAdmin, FlowService, LifecycleListener,
+    LoginThrottle, TemplateService, TenantService, ThrottleConfig, UserService, Watchdog, WatchdogConfig,
+    WebhookService,
 };
 use flow_domain::time::{Clock, SystemClock};
-use flow_engine::catalogue::BuiltinCatalogue;
+use flow_engine::components::HttpConfig as ComponentHttpConfig;
 use flow_engine::orchestrator::Orchestrator;
 use flow_engine::runtime::{LifecycleHandler, spawn_consumer, spawn_relay, spawn_watchdog};
+use flow_engine::{
+    Catalogue, ComponentRegistry, EXECUTOR_CONSUMER, Executor, ExecutorConfig, Scheduler, spawn_recovery,
+    spawn_scheduler,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -32,14 +37,19 @@ pub struct App {
     /// What start-up did about the first admin.
     pub first_admin: FirstAdmin,
     bus: InProcessBus,
+    executor: Arc<Executor>,
+    grace: Duration,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl App {
-    /// Stops the workers (between batches) and waits for them.
+    /// Stops the workers (between batches), lets running executions finish within the grace
+    /// period (what outlives it is resumed by another worker once its lease runs out) and waits
+    /// for the workers.
     pub async fn shutdown(self) {
         self.cancel.cancel();
+        self.executor.shutdown(self.grace).await;
         self.bus.close();
         for task in self.tasks {
             let _ = task.await;
@@ -78,7 +88,7 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
     let first_admin =
         auth.ensure_first_admin(&config.admin_username, config.admin_password.as_deref()).await?;
     let flows = Arc::new(FlowService::new(store.clone(), clock.clone()));
-    let catalogue: Arc<dyn ComponentCatalogue> = Arc::new(BuiltinCatalogue::new());
+    let catalogue: Arc<dyn ComponentCatalogue> = Arc::new(Catalogue::new().with_externals(store.clone()));
     let cancel = CancellationToken::new();
     let mut tasks = Vec::new();
     // Consumers subscribe before the relay starts, so no pending outbox event is missed.
@@ -104,6 +114,41 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
         )
         .await?,
     );
+    let registry = ComponentRegistry::builtin(ComponentHttpConfig::default())
+        .map_err(|err| anyhow::anyhow!("cannot build the HTTP client: {err}"))?
+        .with_externals(store.clone());
+    let executor = Arc::new(Executor::new(
+        store.clone(),
+        store.clone(),
+        Arc::new(registry),
+        clock.clone(),
+        ExecutorConfig {
+            lease: Duration::from_secs(config.execution_lease_secs.max(1)),
+            max_concurrent: config.max_concurrent_executions.max(1),
+            max_per_flow: config.max_concurrent_per_flow.max(1),
+            max_lease_attempts: config.execution_max_attempts,
+            allow_private_networks: config.allow_private_networks,
+            ..ExecutorConfig::default()
+        },
+    ));
+    tasks.push(
+        spawn_consumer(
+            Arc::new(bus.clone()),
+            EXECUTOR_CONSUMER,
+            &Executor::EVENTS,
+            executor.clone(),
+            cancel.clone(),
+        )
+        .await?,
+    );
+    let recovery_every = Duration::from_secs((config.execution_lease_secs / 3).clamp(1, 10));
+    tasks.push(spawn_recovery(executor.clone(), recovery_every, cancel.clone()));
+    let scheduler = Arc::new(Scheduler::new(store.clone(), store.clone(), clock.clone()));
+    tasks.push(spawn_scheduler(
+        scheduler,
+        Duration::from_millis(config.scheduler_tick_ms.max(10)),
+        cancel.clone(),
+    ));
     tasks.push(spawn_relay(store.clone(), Arc::new(bus.clone()), cancel.clone()));
     let watchdog = Arc::new(Watchdog::new(
         store.clone(),
@@ -116,20 +161,26 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
     let every = Duration::from_secs((config.watchdog_deadline_secs / 4).clamp(1, 15));
     tasks.push(spawn_watchdog(watchdog, every, cancel.clone()));
     let state = AppState {
-        auth,
         users: Arc::new(UserService::new(store.clone(), store.clone(), hasher, clock.clone())),
         tenants: Arc::new(TenantService::new(store.clone(), clock.clone())),
         templates: Arc::new(TemplateService::new(store.clone(), flows.clone(), clock.clone())),
+        webhooks: Arc::new(WebhookService::new(store.clone(), store.clone(), auth.clone(), clock.clone())),
+        executions: Arc::new(ExecutionService::new(store.clone(), store.clone(), clock.clone())),
+        components: Arc::new(ComponentService::new(store.clone(), catalogue, clock.clone())),
+        auth,
         flows,
-        components: catalogue,
         database: store.clone() as Arc<dyn Health>,
         event_bus: Arc::new(bus.clone()) as Arc<dyn Health>,
-        config: HttpConfig { body_limit_bytes: config.body_limit_bytes },
+        config: HttpConfig {
+            body_limit_bytes: config.body_limit_bytes,
+            webhook_sync_timeout: Duration::from_secs(config.webhook_sync_timeout_secs),
+        },
     };
     let metrics = crate::telemetry::metrics_handle();
     let router = adapters_http::router(state)
         .route("/metrics", axum::routing::get(move || async move { metrics.render() }));
-    Ok(App { router, first_admin, bus, cancel, tasks })
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    Ok(App { router, first_admin, bus, executor, grace, cancel, tasks })
 }
 
 /// Opens the storage, which applies the migrations.

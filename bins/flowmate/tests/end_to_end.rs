@@ -3,44 +3,11 @@
 //! stops it cleanly.
 
 use serde_json::{Value, json};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-const PASSWORD: &str = "end-to-end-password";
+mod common;
 
-/// Starts the binary on port 0 with JSON logs (on stderr) and reads the bound address from them.
-async fn start_binary(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowmate"))
-        .current_dir(dir)
-        .env_clear()
-        .env("FLOWMATE_LISTEN", "127.0.0.1:0")
-        .env("FLOWMATE_ADMIN_PASSWORD", PASSWORD)
-        .env("FLOWMATE_LOG_FORMAT", "json")
-        .env("FLOWMATE_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the flowmate binary starts");
-    let logs = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(logs).lines();
-    let address = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read log") {
-            let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
-            if entry["message"] == "FlowMate is listening" {
-                return entry["address"].as_str().expect("address field").to_string();
-            }
-        }
-        panic!("the binary exited before listening")
-    })
-    .await
-    .expect("the binary listens within 30 s");
-    // Keep draining the log so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{address}"))
-}
+use common::{PASSWORD, start_binary};
 
 async fn poll_status(client: &reqwest::Client, url: &str, token: &str, wanted: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -58,7 +25,7 @@ async fn poll_status(client: &reqwest::Client, url: &str, token: &str, wanted: &
 #[tokio::test]
 async fn the_binary_runs_a_flow_lifecycle_end_to_end() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut child, base) = start_binary(dir.path()).await;
+    let (mut child, base) = start_binary(dir.path(), &[]).await;
     let client = reqwest::Client::new();
 
     let health = client.get(format!("{base}/healthcheck")).send().await.expect("health");

@@ -1,6 +1,7 @@
-//! FlowMate's engine: runs flows. This crate holds the component catalogue, the orchestrator
-//! that deploys and undeploys flows on lifecycle events, the registry of live triggers, and
-//! the background loops (outbox relay, event consumers, watchdog).
+//! FlowMate's engine: runs flows. This crate holds the component catalogue and the components,
+//! the orchestrator that deploys and undeploys flows on lifecycle events, the executor that
+//! runs executions, the cron scheduler, and the background loops (outbox relay, event
+//! consumers, watchdog, execution recovery).
 //!
 //! It depends on `flow-domain`'s ports only; storage and bus adapters are plugged in by the
 //! binary.
@@ -19,6 +20,7 @@ mod testing;
 
 pub use catalogue::{BuiltinCatalogue, Catalogue};
 pub use components::{CallContext, Component, ComponentError, ComponentRegistry};
+pub use executor::{EXECUTOR_CONSUMER, Executor, ExecutorConfig, spawn_recovery};
 pub use handler::{EventHandler, LifecycleHandler};
 pub use orchestrator::{ENGINE_CONSUMER, Orchestrator};
 pub use scheduler::{Scheduler, spawn_scheduler};
