@@ -5,7 +5,7 @@
 //! `Arc<dyn Trait>`; it panics, naming the rule, when the adapter breaks it. [`contracts`]
 //! lists them all by name and [`run_all`] runs each on a fresh store:
 //!
-//! ```ignore
+//! ```text
 //! port_contracts::storage::run_all(|| async { StoragePorts::from_store(open_store().await) }).await;
 //! ```
 //!

@@ -97,6 +97,9 @@ async fn fail(shared: &Shared, mut execution: Execution, reason: &str) -> anyhow
 }
 
 /// The state of one run, owned by its driver loop.
+/// How often a running execution looks for a cancel between lease renewals.
+const CANCEL_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 struct Walk<'a> {
     shared: &'a Shared,
     flow: Arc<Flow>,
@@ -137,6 +140,10 @@ impl<'a> Walk<'a> {
         let period = (self.shared.config.lease / 3).max(std::time::Duration::from_millis(10));
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A cheap read between renewals notices a cancel during a long step within a second.
+        let look = period.min(CANCEL_LOOK_EVERY);
+        let mut watch = tokio::time::interval_at(tokio::time::Instant::now() + look, look);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.tasks.is_empty() && self.overflow.is_none() {
             tokio::select! {
                 biased;
@@ -159,6 +166,14 @@ impl<'a> Walk<'a> {
                 _ = renew.tick() => {
                     if let Saved::Lost(status) = self.save().await? {
                         return Ok(status);
+                    }
+                }
+                _ = watch.tick() => {
+                    if self.cancelled_in_store().await {
+                        self.cancel.cancel();
+                        self.tasks.abort_all();
+                        tracing::info!(execution_id = %self.execution.id, "execution cancelled; stopping");
+                        return Ok(ExecutionStatus::Cancelled);
                     }
                 }
             }
@@ -298,6 +313,14 @@ impl<'a> Walk<'a> {
             Saved::Kept => Ok(self.execution.status),
             Saved::Lost(status) => Ok(status),
         }
+    }
+
+    /// Whether a user cancelled the execution meanwhile (read errors count as no).
+    async fn cancelled_in_store(&self) -> bool {
+        matches!(
+            self.shared.executions.get(self.execution.id).await,
+            Ok(Some(stored)) if stored.status == ExecutionStatus::Cancelled
+        )
     }
 
     /// Saves the execution (extending the lease while it runs); on a lost race, finds out why
