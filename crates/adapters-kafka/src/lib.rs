@@ -1,0 +1,1 @@
+//! Kafka event-bus adapter (work in progress).

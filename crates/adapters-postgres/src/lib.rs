@@ -1,0 +1,1 @@
+//! PostgreSQL storage adapter (work in progress).
