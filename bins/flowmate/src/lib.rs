@@ -1,6 +1,7 @@
 //! The FlowMate service as a library: configuration, wiring of adapters and services, and the
 //! commands of the `flowmate` binary. Tests build the same application through [`wiring`].
 
+pub mod backends;
 pub mod commands;
 pub mod config;
 pub mod telemetry;

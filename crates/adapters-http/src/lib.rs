@@ -43,6 +43,25 @@ pub const DOCS_PATH: &str = "/api-docs";
 /// Where the OpenAPI document is served.
 pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 
+/// What a process without the API (role `worker`) serves: `GET /healthcheck` over its
+/// database and event bus, and the error envelope for anything else.
+pub fn health_router(
+    database: std::sync::Arc<dyn flow_domain::ports::Health>,
+    event_bus: std::sync::Arc<dyn flow_domain::ports::Health>,
+) -> Router {
+    Router::new()
+        .route(
+            "/healthcheck",
+            axum::routing::get(move || {
+                let (database, event_bus) = (database.clone(), event_bus.clone());
+                async move { routes::health::report(database.as_ref(), event_bus.as_ref()).await }
+            }),
+        )
+        .fallback(error::not_found)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+}
+
 /// The complete application over `state`.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = openapi::api_router().split_for_parts();

@@ -4,6 +4,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use flow_domain::ports::Health;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -67,7 +68,15 @@ fn check(name: &str, result: Result<(), String>) -> Check {
         (status = 503, description = "A backend does not answer", body = HealthReport),
     ))]
 pub async fn healthcheck(State(state): State<AppState>) -> (StatusCode, Json<HealthReport>) {
-    let (database, event_bus) = tokio::join!(state.database.check(), state.event_bus.check());
+    report(state.database.as_ref(), state.event_bus.as_ref()).await
+}
+
+/// Checks both backends and renders the report.
+pub(crate) async fn report(
+    database: &dyn Health,
+    event_bus: &dyn Health,
+) -> (StatusCode, Json<HealthReport>) {
+    let (database, event_bus) = tokio::join!(database.check(), event_bus.check());
     let details =
         HealthDetails { database: check("database", database), event_bus: check("eventBus", event_bus) };
     let pass = details.database.status == CheckStatus::Pass && details.event_bus.status == CheckStatus::Pass;

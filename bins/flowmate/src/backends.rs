@@ -1,0 +1,129 @@
+//! The backends chosen by configuration, as the domain's ports: one storage (SQLite file, or
+//! PostgreSQL) and one event bus (in-process, or Kafka). The rest of the wiring only sees the
+//! trait objects, so every backend combination runs the same services and workers.
+
+use crate::config::{Bus, Config, SqliteSync, Storage};
+use adapters_inprocess::InProcessBus;
+use adapters_sqlite::{SqliteConfig, SqliteStore};
+use anyhow::{Context, bail};
+use flow_domain::ports::{
+    ComponentRepository, EventPublisher, EventSubscriber, ExecutionRepository, FlowRepository, Health,
+    Outbox, TemplateRepository, TenantRepository, TokenRepository, UserRepository,
+};
+use std::sync::Arc;
+
+/// Every storage port of one store.
+#[derive(Clone)]
+pub struct Stores {
+    /// Flows.
+    pub flows: Arc<dyn FlowRepository>,
+    /// Templates.
+    pub templates: Arc<dyn TemplateRepository>,
+    /// Users.
+    pub users: Arc<dyn UserRepository>,
+    /// Tenants.
+    pub tenants: Arc<dyn TenantRepository>,
+    /// Tokens.
+    pub tokens: Arc<dyn TokenRepository>,
+    /// The transactional outbox.
+    pub outbox: Arc<dyn Outbox>,
+    /// Executions.
+    pub executions: Arc<dyn ExecutionRepository>,
+    /// External components.
+    pub components: Arc<dyn ComponentRepository>,
+    /// Readiness, for `/healthcheck`.
+    pub health: Arc<dyn Health>,
+}
+
+impl Stores {
+    /// The ports of `store`, which implements them all.
+    pub fn of<S>(store: Arc<S>) -> Self
+    where
+        S: FlowRepository
+            + TemplateRepository
+            + UserRepository
+            + TenantRepository
+            + TokenRepository
+            + Outbox
+            + ExecutionRepository
+            + ComponentRepository
+            + Health
+            + 'static,
+    {
+        Self {
+            flows: store.clone(),
+            templates: store.clone(),
+            users: store.clone(),
+            tenants: store.clone(),
+            tokens: store.clone(),
+            outbox: store.clone(),
+            executions: store.clone(),
+            components: store.clone(),
+            health: store,
+        }
+    }
+}
+
+/// The event bus ports and how to close the bus.
+#[derive(Clone)]
+pub struct Buses {
+    /// Publishes (the outbox relay).
+    pub publisher: Arc<dyn EventPublisher>,
+    /// Subscribes consumer groups.
+    pub subscriber: Arc<dyn EventSubscriber>,
+    /// Readiness, for `/healthcheck`.
+    pub health: Arc<dyn Health>,
+    closer: BusCloser,
+}
+
+#[derive(Clone)]
+enum BusCloser {
+    InProcess(InProcessBus),
+}
+
+impl Buses {
+    /// Ends every subscription (consumers see the end of their streams).
+    pub async fn close(&self) {
+        match &self.closer {
+            BusCloser::InProcess(bus) => bus.close(),
+        }
+    }
+}
+
+/// Opens the configured storage (applying migrations).
+///
+/// # Errors
+/// Invalid configuration, unreachable or unmigratable storage.
+pub async fn open_storage(config: &Config) -> anyhow::Result<Stores> {
+    let (storage, _bus) = config.validate()?;
+    match storage {
+        Storage::Sqlite(path) => {
+            let mut sqlite = SqliteConfig::new(path.clone());
+            sqlite.synchronous_full = config.sqlite_synchronous == SqliteSync::Full;
+            let store = SqliteStore::connect(sqlite)
+                .await
+                .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
+            Ok(Stores::of(Arc::new(store)))
+        }
+        Storage::Postgres(_) => bail!("PostgreSQL storage is not available in this build yet"),
+    }
+}
+
+/// Connects the configured event bus.
+///
+/// # Errors
+/// Invalid configuration, unreachable broker.
+pub async fn open_bus(config: &Config) -> anyhow::Result<Buses> {
+    match config.bus() {
+        Bus::InProcess => {
+            let bus = InProcessBus::new();
+            Ok(Buses {
+                publisher: Arc::new(bus.clone()),
+                subscriber: Arc::new(bus.clone()),
+                health: Arc::new(bus.clone()),
+                closer: BusCloser::InProcess(bus),
+            })
+        }
+        Bus::Kafka(_) => bail!("the Kafka event bus is not available in this build yet"),
+    }
+}
