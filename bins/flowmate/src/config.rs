@@ -147,6 +147,21 @@ pub struct Config {
     /// Milliseconds between two looks of the cron scheduler at the scheduled flows.
     #[arg(long, env = "FLOWMATE_SCHEDULER_TICK_MS", default_value_t = 1000, global = true)]
     pub scheduler_tick_ms: u64,
+    /// PostgreSQL: most connections in the pool.
+    #[arg(long, env = "FLOWMATE_DATABASE_MAX_CONNECTIONS", default_value_t = 10, global = true)]
+    pub database_max_connections: u32,
+    /// PostgreSQL: milliseconds to wait for a connection before answering 503.
+    #[arg(long, env = "FLOWMATE_DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000, global = true)]
+    pub database_acquire_timeout_ms: u64,
+    /// PostgreSQL: apply pending migrations at start (`false`: run `flowmate migrate` instead).
+    #[arg(long, env = "FLOWMATE_DATABASE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub database_migrate: bool,
+    /// Kafka: prefix of the topic names (one topic per event name, `<prefix>.<event>`).
+    #[arg(long, env = "FLOWMATE_KAFKA_TOPIC_PREFIX", default_value = "flowmate", global = true)]
+    pub kafka_topic_prefix: String,
+    /// Kafka: partitions of topics created at start (existing topics are left as they are).
+    #[arg(long, env = "FLOWMATE_KAFKA_PARTITIONS", default_value_t = 6, global = true)]
+    pub kafka_partitions: i32,
 }
 
 /// SQLite `synchronous` setting.
