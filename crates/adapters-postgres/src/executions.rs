@@ -1,0 +1,259 @@
+//! `ExecutionRepository`: executions with their owners, worker leases claimed by one atomic
+//! statement, optimistic concurrency on `revision`, idempotent inserts keyed per flow. The
+//! usage report lives in `usage`.
+
+use crate::error::{IDEMPOTENCY_KEY, port_error, unique_as};
+use crate::listing::Resource;
+use crate::rows::{
+    EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow,
+    execution_insert_values, execution_values,
+};
+use crate::sql::{Arg, Filter, bind_args, millis, placeholders, q};
+use crate::store::PostgresStore;
+use crate::write::{Tx, append_events};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use flow_domain::error::PortError;
+use flow_domain::event::Event;
+use flow_domain::ids::{ExecutionId, TenantId};
+use flow_domain::model::{Execution, ExecutionStatus};
+use flow_domain::ports::{ExecutionRepository, StepUsage};
+use flow_domain::query::{ExecutionQuery, Page, Sort, SortField};
+use std::sync::LazyLock;
+
+const EXECUTIONS: Resource = Resource {
+    table: "executions",
+    key: "id",
+    owners_table: "execution_owners",
+    owner_fk: "execution_id",
+    columns: EXECUTION_COLUMNS,
+};
+
+/// How many times `insert_idempotent` starts over after losing a race for its key.
+const IDEMPOTENT_ATTEMPTS: usize = 5;
+
+/// Newest first, ties by id (descending too).
+const NEWEST_FIRST: Sort = Sort { field: SortField::CreatedAt, descending: true };
+
+static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<&str> =
+        EXECUTION_WRITE_COLUMNS.iter().chain(EXECUTION_INSERT_ONLY_COLUMNS.iter()).copied().collect();
+    format!(
+        "INSERT INTO executions (id, {}, revision) VALUES (?, {}, ?)",
+        columns.join(", "),
+        placeholders(columns.len())
+    )
+});
+
+static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let sets: Vec<String> = EXECUTION_WRITE_COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
+    format!(
+        "UPDATE executions SET {}, revision = revision + 1 WHERE id = ? AND revision = ?",
+        sets.join(", ")
+    )
+});
+
+static GET_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"));
+
+static KEY_HOLDER_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE flow_id = ? AND idempotency_key = ?")
+});
+
+/// Inserts `execution` with its owners and appends `events`, inside `tx`.
+async fn insert_in(tx: &mut Tx, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
+    let id = execution.id.to_string();
+    let values = execution_insert_values(execution)?;
+    bind_args!(sqlx::query(q(&INSERT_SQL)).bind(id.clone()), &values)
+        .bind(execution.revision)
+        .execute(&mut **tx)
+        .await
+        .map_err(unique_as("execution id"))?;
+    EXECUTIONS.replace_owners(tx, &id, &execution.owners).await?;
+    append_events(tx, events).await
+}
+
+/// The execution of `execution`'s flow holding its idempotency key, if any (read in `tx`).
+async fn key_holder(tx: &mut Tx, execution: &Execution) -> Result<Option<Execution>, PortError> {
+    let Some(key) = &execution.idempotency_key else { return Ok(None) };
+    let row = sqlx::query_as::<_, ExecutionRow>(q(&KEY_HOLDER_SQL))
+        .bind(execution.flow_id.to_string())
+        .bind(key.clone())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(port_error)?;
+    row.map(Execution::try_from).transpose()
+}
+
+/// One conditional statement: a concurrent claim of the same row waits for this one and then
+/// re-checks the condition on the updated row, so two claims never both succeed.
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE executions SET status = ?, lease_owner = ?, lease_until = ?, \
+         started_at = COALESCE(started_at, ?), revision = revision + 1 \
+         WHERE id = ? AND (status = ? OR (status = ? AND (lease_until IS NULL OR lease_until <= ?))) \
+         RETURNING {EXECUTION_COLUMNS}"
+    )
+});
+
+#[async_trait]
+impl ExecutionRepository for PostgresStore {
+    async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
+        let mut tx = self.begin_write().await?;
+        insert_in(&mut tx, execution, events).await?;
+        self.commit(tx, !events.is_empty()).await
+    }
+
+    async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, PortError> {
+        let row = sqlx::query_as::<_, ExecutionRow>(q(&GET_SQL))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(port_error)?;
+        row.map(Execution::try_from).transpose()
+    }
+
+    async fn list(&self, query: &ExecutionQuery) -> Result<Page<Execution>, PortError> {
+        let mut filter = Filter::default();
+        EXECUTIONS.visible(&mut filter, &query.visibility);
+        if let Some(flow_id) = query.flow_id {
+            filter.and("flow_id = ?", [Arg::Text(flow_id.to_string())]);
+        }
+        if let Some(status) = query.status {
+            filter.and("status = ?", [Arg::Text(status.as_str().into())]);
+        }
+        if let Some(from) = query.from {
+            filter.and("created_at >= ?", [Arg::Time(millis(from))]);
+        }
+        if let Some(to) = query.to {
+            filter.and("created_at < ?", [Arg::Time(millis(to))]);
+        }
+        if let Some(step) = &query.step {
+            // Step ids are the keys of one JSON object: at most one matches per execution.
+            filter.and("jsonb_exists(doc -> 'steps', ?)", [Arg::Text(step.clone())]);
+        }
+        let page = EXECUTIONS.page::<ExecutionRow>(&self.pool, &filter, NEWEST_FIRST, query.page).await?;
+        let items = page.items.into_iter().map(Execution::try_from).collect::<Result<_, _>>()?;
+        Ok(Page { items, total: page.total })
+    }
+
+    async fn claim(
+        &self,
+        id: ExecutionId,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Execution>, PortError> {
+        let row = sqlx::query_as::<_, ExecutionRow>(q(&CLAIM_SQL))
+            .bind(ExecutionStatus::Running.as_str())
+            .bind(worker.to_string())
+            .bind(millis(lease_until))
+            .bind(millis(now))
+            .bind(id.to_string())
+            .bind(ExecutionStatus::Queued.as_str())
+            .bind(ExecutionStatus::Running.as_str())
+            .bind(millis(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(port_error)?;
+        row.map(Execution::try_from).transpose()
+    }
+
+    async fn save(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
+        let id = execution.id.to_string();
+        let values = execution_values(execution)?;
+        let mut tx = self.begin_write().await?;
+        let updated = bind_args!(sqlx::query(q(&UPDATE_SQL)), &values)
+            .bind(id.clone())
+            .bind(execution.revision)
+            .execute(&mut *tx)
+            .await
+            .map_err(port_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(EXECUTIONS.missing_or_conflict(&mut tx, &id).await);
+        }
+        EXECUTIONS.replace_owners(&mut tx, &id, &execution.owners).await?;
+        append_events(&mut tx, events).await?;
+        self.commit(tx, !events.is_empty()).await
+    }
+
+    async fn list_expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError> {
+        let sql = format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions \
+             WHERE status = ? AND lease_until IS NOT NULL AND lease_until <= ? \
+             ORDER BY lease_until, id LIMIT ?"
+        );
+        let rows = sqlx::query_as::<_, ExecutionRow>(q(&sql))
+            .bind(ExecutionStatus::Running.as_str())
+            .bind(millis(now))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(port_error)?;
+        rows.into_iter().map(Execution::try_from).collect()
+    }
+
+    async fn insert_idempotent(
+        &self,
+        execution: &Execution,
+        events: &[Event],
+        window_start: DateTime<Utc>,
+    ) -> Result<Option<Execution>, PortError> {
+        // The unique index on (flow_id, idempotency_key) decides races: of two calls with one
+        // key, the second's insert waits for the first to commit, fails, and the second call
+        // starts over, finding the first's execution.
+        for _ in 0..IDEMPOTENT_ATTEMPTS {
+            let mut tx = self.begin_write().await?;
+            if let Some(holder) = key_holder(&mut tx, execution).await? {
+                if holder.created_at >= window_start {
+                    tx.rollback().await.map_err(port_error)?;
+                    return Ok(Some(holder));
+                }
+                // Outside the window: the old execution gives the key up (its revision is kept,
+                // so a worker running it is not disturbed).
+                sqlx::query(q("UPDATE executions SET idempotency_key = NULL WHERE id = ?"))
+                    .bind(holder.id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(port_error)?;
+            }
+            match insert_in(&mut tx, execution, events).await {
+                Ok(()) => {
+                    self.commit(tx, !events.is_empty()).await?;
+                    return Ok(None);
+                }
+                Err(PortError::Duplicate(IDEMPOTENCY_KEY)) => drop(tx),
+                Err(err) => return Err(err),
+            }
+        }
+        Err(PortError::Conflict)
+    }
+
+    async fn list_queued_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Execution>, PortError> {
+        let sql = format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ? AND created_at < ? \
+             ORDER BY created_at, id LIMIT ?"
+        );
+        let rows = sqlx::query_as::<_, ExecutionRow>(q(&sql))
+            .bind(ExecutionStatus::Queued.as_str())
+            .bind(millis(before))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(port_error)?;
+        rows.into_iter().map(Execution::try_from).collect()
+    }
+
+    async fn usage(
+        &self,
+        tenant: Option<TenantId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StepUsage>, PortError> {
+        crate::usage::step_usage(&self.pool, tenant, from, to).await
+    }
+}

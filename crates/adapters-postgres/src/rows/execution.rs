@@ -1,0 +1,159 @@
+//! `executions` rows: the columns written and the conversion back to an `Execution`.
+//! The JSON `doc` holds the trigger, input, counters, steps and the execution's error.
+
+use super::{from_json, opt_text, parse_enum, parse_id, parse_opt_id, to_json};
+use crate::sql::{Arg, from_millis, millis};
+use flow_domain::error::PortError;
+use flow_domain::ids::{ExecutionId, FlowId, TenantId};
+use flow_domain::model::{Counters, Execution, Owner, StepRecord, TriggerInfo};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Columns of `executions` written on insert and update, in the order of
+/// [`execution_values`] (`id` and `revision` are handled by each statement; the idempotency
+/// key is written by inserts only, see [`execution_insert_values`]).
+pub(crate) const EXECUTION_WRITE_COLUMNS: [&str; 12] = [
+    "flow_id",
+    "tenant",
+    "status",
+    "trigger_type",
+    "owners",
+    "doc",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "lease_owner",
+    "lease_until",
+    "lease_attempts",
+];
+
+/// Columns of `executions` written by inserts only, after [`EXECUTION_WRITE_COLUMNS`]: an
+/// update never writes the idempotency key, so saving an execution whose key was since taken
+/// over by a newer one (see `insert_idempotent`) neither fails nor takes the key back.
+pub(crate) const EXECUTION_INSERT_ONLY_COLUMNS: [&str; 1] = ["idempotency_key"];
+
+/// Columns read into an [`ExecutionRow`].
+pub(crate) const EXECUTION_COLUMNS: &str = "id, flow_id, tenant, status, owners, doc, created_at, \
+     started_at, finished_at, lease_owner, lease_until, lease_attempts, idempotency_key, revision";
+
+#[derive(Serialize)]
+struct DocRef<'a> {
+    trigger: &'a TriggerInfo,
+    input: &'a Value,
+    counters: &'a Counters,
+    steps: &'a BTreeMap<String, StepRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: &'a Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Doc {
+    trigger: TriggerInfo,
+    input: Value,
+    #[serde(default)]
+    counters: Counters,
+    #[serde(default)]
+    steps: BTreeMap<String, StepRecord>,
+    /// Absent in rows written before executions had an error.
+    #[serde(default)]
+    error: Option<String>,
+}
+
+fn opt_millis(at: Option<chrono::DateTime<chrono::Utc>>) -> Arg {
+    Arg::OptTime(at.map(millis))
+}
+
+/// The values of [`EXECUTION_WRITE_COLUMNS`] for `execution`.
+pub(crate) fn execution_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
+    let doc = DocRef {
+        trigger: &e.trigger,
+        input: &e.input,
+        counters: &e.counters,
+        steps: &e.steps,
+        error: &e.error,
+    };
+    Ok(vec![
+        Arg::Text(e.flow_id.to_string()),
+        opt_text(e.tenant),
+        Arg::Text(e.status.as_str().into()),
+        Arg::Text(e.trigger.trigger_type.as_str().into()),
+        Arg::Json(to_json(&e.owners, "owners")?),
+        Arg::Json(to_json(&doc, "execution document")?),
+        Arg::Time(millis(e.created_at)),
+        opt_millis(e.started_at),
+        opt_millis(e.finished_at),
+        Arg::OptText(e.lease_owner.clone()),
+        opt_millis(e.lease_until),
+        Arg::Int(i64::from(e.lease_attempts)),
+    ])
+}
+
+/// The values of [`EXECUTION_WRITE_COLUMNS`] then [`EXECUTION_INSERT_ONLY_COLUMNS`].
+pub(crate) fn execution_insert_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
+    let mut values = execution_values(e)?;
+    values.push(Arg::OptText(e.idempotency_key.clone()));
+    Ok(values)
+}
+
+/// A row of `executions`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ExecutionRow {
+    id: String,
+    flow_id: String,
+    tenant: Option<String>,
+    status: String,
+    owners: super::Jv,
+    doc: super::Jv,
+    created_at: chrono::DateTime<chrono::Utc>,
+    started_at: Option<chrono::DateTime<chrono::Utc>>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    lease_owner: Option<String>,
+    lease_until: Option<chrono::DateTime<chrono::Utc>>,
+    lease_attempts: i64,
+    idempotency_key: Option<String>,
+    revision: i64,
+}
+
+impl TryFrom<ExecutionRow> for Execution {
+    type Error = PortError;
+
+    fn try_from(row: ExecutionRow) -> Result<Self, PortError> {
+        let doc: Doc = from_json(row.doc, "execution document")?;
+        let owners: Vec<Owner> = from_json(row.owners, "owners")?;
+        Ok(Execution {
+            id: parse_id::<ExecutionId>(&row.id)?,
+            flow_id: parse_id::<FlowId>(&row.flow_id)?,
+            tenant: parse_opt_id::<TenantId>(row.tenant.as_deref())?,
+            owners,
+            trigger: doc.trigger,
+            status: parse_enum(&row.status, "execution status")?,
+            input: doc.input,
+            created_at: from_millis(row.created_at)?,
+            started_at: row.started_at.map(from_millis).transpose()?,
+            finished_at: row.finished_at.map(from_millis).transpose()?,
+            counters: doc.counters,
+            steps: doc.steps,
+            error: doc.error,
+            idempotency_key: row.idempotency_key,
+            lease_owner: row.lease_owner,
+            lease_until: row.lease_until.map(from_millis).transpose()?,
+            lease_attempts: u32::try_from(row.lease_attempts).unwrap_or(0),
+            revision: row.revision,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_written_before_the_error_field_reads_without_error() {
+        let old = r#"{"trigger":{"type":"webhook","requestId":null},"input":{"n":1},"counters":{"started":0,"succeeded":0,"errors":0},"steps":{}}"#;
+        let doc: Doc =
+            from_json(sqlx::types::Json(serde_json::from_str(old).unwrap_or_default()), "execution document")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(doc.error, None);
+    }
+}

@@ -1,0 +1,63 @@
+//! Mapping between the model and table rows: the column lists, the values written, and the
+//! conversion of rows read back (with malformed data reported, never panicking).
+
+mod component;
+mod event;
+mod execution;
+mod flow;
+mod identity;
+mod template;
+
+pub(crate) use component::{COMPONENT_COLUMNS, COMPONENT_WRITE_COLUMNS, ComponentRow, component_values};
+pub(crate) use event::OutboxRow;
+pub(crate) use execution::{
+    EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow,
+    execution_insert_values, execution_values,
+};
+pub(crate) use flow::{FLOW_COLUMNS, FLOW_WRITE_COLUMNS, FlowRow, flow_values};
+pub(crate) use identity::{TENANT_COLUMNS, TenantRow, TokenUserRow, USER_COLUMNS, UserRow, permissions_json};
+pub(crate) use template::{TEMPLATE_COLUMNS, TEMPLATE_WRITE_COLUMNS, TemplateRow, template_values};
+
+use crate::error::{corrupt, unserializable};
+use crate::sql::Arg;
+use flow_domain::error::PortError;
+use flow_domain::model::OwnerType;
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// Parses a stored id.
+pub(crate) fn parse_id<T: From<Uuid>>(raw: &str) -> Result<T, PortError> {
+    Uuid::parse_str(raw).map(T::from).map_err(|_| corrupt("id"))
+}
+
+pub(super) fn parse_opt_id<T: From<Uuid>>(raw: Option<&str>) -> Result<Option<T>, PortError> {
+    raw.map(parse_id).transpose()
+}
+
+pub(super) fn parse_enum<T: FromStr>(raw: &str, what: &str) -> Result<T, PortError> {
+    raw.parse().map_err(|_| corrupt(what))
+}
+
+/// A jsonb column as read.
+pub(crate) type Jv = sqlx::types::Json<serde_json::Value>;
+
+pub(super) fn from_json<T: for<'de> Deserialize<'de>>(raw: Jv, what: &str) -> Result<T, PortError> {
+    serde_json::from_value(raw.0).map_err(|_| corrupt(what))
+}
+
+pub(super) fn to_json<T: Serialize>(value: &T, what: &str) -> Result<serde_json::Value, PortError> {
+    serde_json::to_value(value).map_err(|e| unserializable(what, e))
+}
+
+pub(super) fn opt_text<T: ToString>(value: Option<T>) -> Arg {
+    Arg::OptText(value.map(|v| v.to_string()))
+}
+
+/// The wire name of an owner type, as stored in the owners tables.
+pub(crate) fn owner_type_name(owner_type: OwnerType) -> &'static str {
+    match owner_type {
+        OwnerType::User => "user",
+        OwnerType::Tenant => "tenant",
+    }
+}

@@ -1,0 +1,141 @@
+//! Opening the database: configuration, the pool, migrations, the outbox listener, health.
+
+use crate::error::port_error;
+use crate::listener::{OUTBOX_CHANNEL, spawn_listener};
+use anyhow::Context;
+use async_trait::async_trait;
+use flow_domain::error::PortError;
+use flow_domain::ports::Health;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::AbortHandle;
+
+/// The schema, embedded at build time from `migrations/`.
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// How to open the PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database?...`.
+    pub url: String,
+    /// Size of the connection pool.
+    pub max_connections: u32,
+    /// How long an operation waits for a connection before answering `Unavailable` (short, so
+    /// an outage answers fast).
+    pub acquire_timeout: Duration,
+    /// Apply pending migrations in [`PostgresStore::connect`].
+    pub run_migrations: bool,
+    /// How long a claimed outbox event is withheld from other relays before it can be claimed
+    /// again (when its relay died before marking it published).
+    pub claim_ttl: Duration,
+}
+
+impl PostgresConfig {
+    /// Defaults for the database at `url`: 10 connections, 3 s acquire timeout, migrations
+    /// applied at connect, 30 s outbox claims.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+            run_migrations: true,
+            claim_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Stops the outbox listener task when the last clone of the store is dropped.
+#[derive(Debug)]
+struct ListenerTask(AbortHandle);
+
+impl Drop for ListenerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Every storage port on one PostgreSQL database. Cheap to clone: clones share the pool and
+/// the outbox listener.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    /// Every statement runs on this pool.
+    pub(crate) pool: PgPool,
+    /// Signalled after a local commit that appended outbox events, and by the listener on a
+    /// `NOTIFY` from any process.
+    pub(crate) outbox_signal: Arc<Notify>,
+    /// See [`PostgresConfig::claim_ttl`].
+    pub(crate) claim_ttl: Duration,
+    /// Whether the listener currently listens.
+    listening: watch::Receiver<bool>,
+    _listener: Arc<ListenerTask>,
+}
+
+impl PostgresStore {
+    /// Creates the pool for `config.url` (connections are opened on demand), applies pending
+    /// migrations when `config.run_migrations`, and starts the outbox listener (`LISTEN
+    /// flowmate_outbox`, reconnecting on its own). Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    /// When the URL is invalid, or migrations are asked for and fail (the database is
+    /// unreachable, or a migration fails).
+    pub async fn connect(config: PostgresConfig) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(&config.url).context("parsing the PostgreSQL URL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .acquire_timeout(config.acquire_timeout)
+            .connect_lazy_with(options);
+        let outbox_signal = Arc::new(Notify::new());
+        let (listening_tx, listening) = watch::channel(false);
+        let task = spawn_listener(pool.clone(), OUTBOX_CHANNEL, outbox_signal.clone(), listening_tx);
+        let store = Self {
+            pool,
+            outbox_signal,
+            claim_ttl: config.claim_ttl,
+            listening,
+            _listener: Arc::new(ListenerTask(task)),
+        };
+        if config.run_migrations {
+            store.migrate().await?;
+        }
+        tracing::info!("PostgreSQL store ready");
+        Ok(store)
+    }
+
+    /// Applies pending migrations (safe to run from several processes at once: sqlx takes an
+    /// advisory lock).
+    ///
+    /// # Errors
+    /// When the database is unreachable or a migration fails.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await.context("applying PostgreSQL migrations")
+    }
+
+    /// Waits up to `max_wait` until the outbox listener listens; whether it does. A `NOTIFY`
+    /// sent before that may be missed (the relay's next claim still finds the events).
+    pub async fn wait_until_listening(&self, max_wait: Duration) -> bool {
+        let mut listening = self.listening.clone();
+        tokio::time::timeout(max_wait, listening.wait_for(|on| *on)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// `SELECT 1`.
+    pub(crate) async fn ping_reader(&self) -> Result<(), PortError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(port_error)
+    }
+}
+
+#[async_trait]
+impl Health for PostgresStore {
+    async fn check(&self) -> Result<(), String> {
+        self.ping_reader().await.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,88 @@
+//! Runs every storage contract of `port-contracts` against PostgreSQL, each on a fresh
+//! database of its own (the outbox contracts need an outbox no other test uses).
+
+mod common;
+
+use common::TestDb;
+use port_contracts::storage::{self, StoragePorts};
+
+async fn fresh() -> StoragePorts {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    StoragePorts::from_store(store).keeping(db)
+}
+
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                storage::run_named(stringify!($name), fresh().await).await;
+            }
+        )*
+        const TESTED: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+contract_tests!(
+    flows_round_trip,
+    flows_list_visibility,
+    flows_list_filters,
+    flows_search_is_literal,
+    flows_sort_and_paging,
+    flows_save_compare_and_set,
+    flows_save_consumed_once,
+    flows_delete_compare_and_set,
+    flows_list_stalled,
+    flows_list_owned_by,
+    flows_list_scheduled,
+    templates_round_trip,
+    templates_list_visibility,
+    templates_list_filters_and_tags,
+    templates_search_sort_and_paging,
+    templates_save_delete_compare_and_set,
+    users_round_trip,
+    users_duplicate_usernames,
+    users_list,
+    users_save,
+    users_delete_removes_tokens,
+    tenants,
+    tokens_lifecycle,
+    executions_round_trip,
+    executions_list_visibility,
+    executions_list_filters_and_paging,
+    executions_claim_is_exclusive,
+    executions_lease_expiry_reclaim,
+    executions_save_compare_and_set,
+    executions_error_and_key_round_trip,
+    executions_list_queued_before,
+    executions_list_step_filter_and_paging,
+    executions_usage,
+    executions_insert_idempotent_repeat_within_window,
+    executions_insert_idempotent_takes_over_an_old_key,
+    executions_insert_idempotent_keys_are_per_flow,
+    executions_insert_idempotent_concurrent_calls,
+    components_round_trip_and_duplicates,
+    components_list_visibility,
+    outbox_append_claim_publish,
+    outbox_concurrent_claims_are_disjoint,
+    outbox_append_consumed_once,
+    outbox_wait_for_new,
+);
+
+#[test]
+fn every_contract_is_run() {
+    let names: Vec<&str> = storage::contracts().iter().map(|c| c.name).collect();
+    assert_eq!(names, TESTED, "tests/contract.rs must list every storage contract");
+}
+
+#[tokio::test]
+async fn run_all_passes_on_one_shared_database() {
+    // The suite also passes when every contract shares one database, one after the other.
+    let shared = fresh().await;
+    storage::run_all(|| {
+        let ports = shared.clone();
+        async move { ports }
+    })
+    .await;
+}
