@@ -143,3 +143,13 @@ async fn timestamps_round_trip_at_millisecond_precision() {
     let read = FlowRepository::get(&store, stored.id).await.expect("get").expect("stored");
     assert_eq!(read.created_at.timestamp_subsec_nanos(), 123_000_000, "truncated to milliseconds");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_starting_together_migrate_once() {
+    let db = TestDb::create().await;
+    let (a, b) = tokio::join!(PostgresStore::connect(db.config()), PostgresStore::connect(db.config()));
+    let (a, b) = (a.expect("first process"), b.expect("second process"));
+    let stored = flow("shared", None, vec![]);
+    FlowRepository::insert(&a, &stored, &[]).await.expect("insert");
+    assert_eq!(FlowRepository::get(&b, stored.id).await.expect("get"), Some(stored));
+}
