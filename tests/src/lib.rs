@@ -1,6 +1,11 @@
 //! Test harness for the cross-crate suites: the real application (SQLite file in a temp dir,
 //! in-process bus, engine) built through `flowmate::wiring`, driven in-process with
 //! `tower::ServiceExt::oneshot`, plus helpers to create tenants, users and flows.
+//!
+//! The same suites run on the production adapters when the test command sets
+//! `FLOWMATE_TEST_STORAGE=postgres` (a fresh database per application on the server of
+//! `FLOWMATE_TEST_POSTGRES_URL`) and `FLOWMATE_TEST_BUS=kafka` (topics with a fresh prefix on
+//! the broker of `KAFKA_BOOTSTRAP`).
 
 use axum::Router;
 use axum::body::Body;
@@ -69,6 +74,7 @@ pub struct TestApp {
     app: Option<App>,
     router: Router,
     _dir: tempfile::TempDir,
+    _database: Option<PostgresDatabase>,
     transcript: Mutex<Vec<String>>,
     /// Bearer token of the first admin.
     pub admin: String,
@@ -83,7 +89,12 @@ impl TestApp {
     /// Starts a fresh application with extra command-line settings.
     pub async fn spawn_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = format!("sqlite://{}", dir.path().join("flowmate.db").display());
+        let database = (std::env::var("FLOWMATE_TEST_STORAGE").as_deref() == Ok("postgres"))
+            .then(PostgresDatabase::create);
+        let db = match &database {
+            Some(database) => database.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("flowmate.db").display()),
+        };
         let mut args = vec![
             "flowmate",
             "--database-url",
@@ -95,12 +106,25 @@ impl TestApp {
             "--argon2-iterations",
             "1",
         ];
+        let kafka = std::env::var("FLOWMATE_TEST_BUS").as_deref() == Ok("kafka");
+        let bootstrap = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
+        let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+        if kafka {
+            args.extend_from_slice(&["--kafka-brokers", &bootstrap, "--kafka-topic-prefix", &prefix]);
+            args.extend_from_slice(&["--kafka-partitions", "2"]);
+        }
         args.extend_from_slice(extra);
         let cli = Cli::parse_from(args);
         let app = wiring::start(&cli.config).await.expect("application starts");
         let router = app.router.clone();
-        let mut test =
-            Self { app: Some(app), router, _dir: dir, transcript: Mutex::default(), admin: String::new() };
+        let mut test = Self {
+            app: Some(app),
+            router,
+            _dir: dir,
+            _database: database,
+            transcript: Mutex::default(),
+            admin: String::new(),
+        };
         test.admin = test.login("admin", ADMIN_PASSWORD).await;
         test
     }
@@ -288,6 +312,40 @@ impl TestApp {
         if let Some(app) = self.app.take() {
             app.shutdown().await;
         }
+    }
+}
+
+/// A fresh PostgreSQL database for one application, dropped with it.
+struct PostgresDatabase {
+    name: String,
+    url: String,
+}
+
+fn postgres_server() -> String {
+    std::env::var("FLOWMATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl PostgresDatabase {
+    fn create() -> Self {
+        let name = format!("flowmate_suite_{}", uuid::Uuid::new_v4().simple());
+        let server = postgres_server();
+        let status = std::process::Command::new("psql")
+            .arg(&server)
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", &format!("CREATE DATABASE {name}")])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "cannot create database {name} on {server}");
+        let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_string();
+        Self { url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .arg(postgres_server())
+            .args(["-q", "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .status();
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::config::{Bus, Config, SqliteSync, Storage};
 use adapters_inprocess::InProcessBus;
+use adapters_postgres::{PostgresConfig, PostgresStore};
 use adapters_sqlite::{SqliteConfig, SqliteStore};
 use anyhow::{Context, bail};
 use flow_domain::ports::{
@@ -11,6 +12,7 @@ use flow_domain::ports::{
     Outbox, TemplateRepository, TenantRepository, TokenRepository, UserRepository,
 };
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Every storage port of one store.
 #[derive(Clone)]
@@ -105,7 +107,17 @@ pub async fn open_storage(config: &Config) -> anyhow::Result<Stores> {
                 .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
             Ok(Stores::of(Arc::new(store)))
         }
-        Storage::Postgres(_) => bail!("PostgreSQL storage is not available in this build yet"),
+        Storage::Postgres(url) => {
+            let postgres = PostgresConfig {
+                max_connections: config.database_max_connections.max(1),
+                acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms.max(1)),
+                run_migrations: config.database_migrate,
+                ..PostgresConfig::new(url)
+            };
+            let store =
+                PostgresStore::connect(postgres).await.context("cannot open the PostgreSQL database")?;
+            Ok(Stores::of(Arc::new(store)))
+        }
     }
 }
 

@@ -225,9 +225,6 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<(Storage, Bus)> {
         let storage = self.storage().context("invalid storage configuration")?;
         let bus = self.bus();
-        if let Storage::Postgres(_) = storage {
-            bail!("PostgreSQL storage is not available in this build yet; use sqlite://PATH");
-        }
         if let Bus::Kafka(_) = bus {
             bail!("the Kafka event bus is not available in this build yet; unset FLOWMATE_KAFKA_BROKERS");
         }

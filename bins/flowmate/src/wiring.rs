@@ -236,12 +236,15 @@ fn app_state(
     }
 }
 
-/// Opens the storage, which applies the migrations.
+/// Opens the storage and applies the pending migrations (even with
+/// `FLOWMATE_DATABASE_MIGRATE=false`, which only stops `serve` from applying them).
 ///
 /// # Errors
 /// Storage failures.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    open_storage(config).await.map(|_| ())
+    let mut config = config.clone();
+    config.database_migrate = true;
+    open_storage(&config).await.map(|_| ())
 }
 
 /// Creates a user who can log in, as the system.

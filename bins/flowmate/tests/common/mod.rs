@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -12,6 +13,16 @@ pub const PASSWORD: &str = "end-to-end-password";
 /// Starts the binary on port 0 with JSON logs (on stderr) and extra `envs`, and reads the bound
 /// address from the logs.
 pub async fn start_binary(dir: &std::path::Path, envs: &[(&str, &str)]) -> (Child, String) {
+    let (child, base, _logs) = start_logged(dir, envs).await;
+    (child, base)
+}
+
+/// The JSON log lines a started binary wrote after it listened.
+pub type Logs = Arc<Mutex<Vec<Value>>>;
+
+/// As [`start_binary`], also collecting the JSON log lines written after start-up.
+#[allow(dead_code)] // not every suite reads the logs
+pub async fn start_logged(dir: &std::path::Path, envs: &[(&str, &str)]) -> (Child, String, Logs) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowmate"))
         .current_dir(dir)
         .env_clear()
@@ -38,7 +49,15 @@ pub async fn start_binary(dir: &std::path::Path, envs: &[(&str, &str)]) -> (Chil
     })
     .await
     .expect("the binary listens within 30 s");
-    // Keep draining the log so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{address}"))
+    // Keep draining the log (so the child never blocks on a full pipe), keeping every entry.
+    let logs: Logs = Arc::default();
+    let sink = logs.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(entry) = serde_json::from_str::<Value>(&line) {
+                sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(entry);
+            }
+        }
+    });
+    (child, format!("http://{address}"), logs)
 }
