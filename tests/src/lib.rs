@@ -88,12 +88,27 @@ impl TestApp {
 
     /// Starts a fresh application with extra command-line settings.
     pub async fn spawn_with(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
         let database = (std::env::var("FLOWMATE_TEST_STORAGE").as_deref() == Ok("postgres"))
             .then(PostgresDatabase::create);
-        let db = match &database {
-            Some(database) => database.url.clone(),
-            None => format!("sqlite://{}", dir.path().join("flowmate.db").display()),
+        Self::spawn_on(database, None, extra).await
+    }
+
+    /// Starts an application on a fresh PostgreSQL database whose address is rewritten by
+    /// `route` (e.g. through a proxy that can cut the connection); returns it with the
+    /// database's real URL.
+    pub async fn spawn_on_postgres(route: impl FnOnce(&str) -> String, extra: &[&str]) -> (Self, String) {
+        let database = PostgresDatabase::create();
+        let url = database.url.clone();
+        let routed = route(&url);
+        (Self::spawn_on(Some(database), Some(routed), extra).await, url)
+    }
+
+    async fn spawn_on(database: Option<PostgresDatabase>, url: Option<String>, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = match (&url, &database) {
+            (Some(url), _) => url.clone(),
+            (None, Some(database)) => database.url.clone(),
+            (None, None) => format!("sqlite://{}", dir.path().join("flowmate.db").display()),
         };
         let mut args = vec![
             "flowmate",

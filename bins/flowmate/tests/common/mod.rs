@@ -12,6 +12,7 @@ pub const PASSWORD: &str = "end-to-end-password";
 
 /// Starts the binary on port 0 with JSON logs (on stderr) and extra `envs`, and reads the bound
 /// address from the logs.
+#[allow(dead_code)] // not every suite needs it
 pub async fn start_binary(dir: &std::path::Path, envs: &[(&str, &str)]) -> (Child, String) {
     let (child, base, _logs) = start_logged(dir, envs).await;
     (child, base)

@@ -1,0 +1,106 @@
+//! Outages of the database (PostgreSQL behind a TCP proxy the test can cut): requests that need
+//! it answer 503 quickly, `/healthcheck` answers 503, nothing is accepted while it is down, and
+//! everything recovers by itself once it is back.
+
+use axum::http::StatusCode;
+use flowmate_tests::TestApp;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+/// Forwards TCP connections to `upstream` until cut; while cut, refuses new ones.
+struct Proxy {
+    port: u16,
+    down: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let down = Arc::new(AtomicBool::new(false));
+        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (is_down, tracked) = (down.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if is_down.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tracked.lock().await.push(task);
+            }
+        });
+        Self { port, down, connections }
+    }
+
+    async fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for task in self.connections.lock().await.drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.split_once('@').map_or(rest, |(_, rest)| rest);
+    rest.split_once('/').map_or(rest, |(hp, _)| hp).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_fast_and_recovers_by_itself() {
+    let server = std::env::var("FLOWMATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let proxy = Proxy::start(host_port(&server)).await;
+    let port = proxy.port;
+    let (app, _) = TestApp::spawn_on_postgres(
+        |url| url.replacen(&host_port(url), &format!("127.0.0.1:{port}"), 1),
+        &["--database-acquire-timeout-ms", "1000"],
+    )
+    .await;
+    let flow = app
+        .active_flow(
+            &app.admin,
+            json!({"name": "echo", "graph": {"nodes": [{"id": "in", "componentId": "webhook", "function": "receive"}]}}),
+        )
+        .await;
+    assert_eq!(app.get("/healthcheck", &app.admin).await.status, StatusCode::OK);
+
+    proxy.cut().await;
+    let started = Instant::now();
+    let flows = app.get("/flows", &app.admin).await;
+    assert_eq!(flows.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", flows.body);
+    assert!(!flows.body.to_string().to_lowercase().contains("sql"), "{:?}", flows.body);
+    let health = app.get("/healthcheck", &app.admin).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(health.body["details"]["database"]["status"], "fail");
+    let hook = app.hook(&format!("/webhooks/{flow}"), &[], &json!({"lost": false})).await;
+    assert_eq!(hook.status, StatusCode::SERVICE_UNAVAILABLE, "nothing is accepted without the database");
+    assert!(started.elapsed() < Duration::from_secs(10), "503s took {:?}", started.elapsed());
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.get("/healthcheck", &app.admin).await.status != StatusCode::OK {
+        assert!(Instant::now() < deadline, "the database never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reply = app.hook(&format!("/webhooks/{flow}"), &[], &json!({"after": true})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let execution = reply.body["data"]["executionId"].as_str().expect("id").to_string();
+    assert_eq!(app.wait_for_execution(&app.admin, &execution).await["status"], "succeeded");
+    app.shutdown().await;
+}
