@@ -4,9 +4,10 @@
 
 use crate::config::{Bus, Config, SqliteSync, Storage};
 use adapters_inprocess::InProcessBus;
+use adapters_kafka::{KafkaBus, KafkaConfig};
 use adapters_postgres::{PostgresConfig, PostgresStore};
 use adapters_sqlite::{SqliteConfig, SqliteStore};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use flow_domain::ports::{
     ComponentRepository, EventPublisher, EventSubscriber, ExecutionRepository, FlowRepository, Health,
     Outbox, TemplateRepository, TenantRepository, TokenRepository, UserRepository,
@@ -81,6 +82,7 @@ pub struct Buses {
 #[derive(Clone)]
 enum BusCloser {
     InProcess(InProcessBus),
+    Kafka(KafkaBus),
 }
 
 impl Buses {
@@ -88,6 +90,7 @@ impl Buses {
     pub async fn close(&self) {
         match &self.closer {
             BusCloser::InProcess(bus) => bus.close(),
+            BusCloser::Kafka(bus) => bus.shutdown().await,
         }
     }
 }
@@ -136,6 +139,20 @@ pub async fn open_bus(config: &Config) -> anyhow::Result<Buses> {
                 closer: BusCloser::InProcess(bus),
             })
         }
-        Bus::Kafka(_) => bail!("the Kafka event bus is not available in this build yet"),
+        Bus::Kafka(brokers) => {
+            let kafka = KafkaConfig {
+                topic_prefix: config.kafka_topic_prefix.clone(),
+                partitions: config.kafka_partitions.max(1),
+                client_id: format!("flowmate-{:?}", config.role).to_lowercase(),
+                ..KafkaConfig::new(brokers)
+            };
+            let bus = KafkaBus::connect(kafka).await.context("cannot connect to the Kafka brokers")?;
+            Ok(Buses {
+                publisher: Arc::new(bus.clone()),
+                subscriber: Arc::new(bus.clone()),
+                health: Arc::new(bus.clone()),
+                closer: BusCloser::Kafka(bus),
+            })
+        }
     }
 }

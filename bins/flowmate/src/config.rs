@@ -225,9 +225,6 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<(Storage, Bus)> {
         let storage = self.storage().context("invalid storage configuration")?;
         let bus = self.bus();
-        if let Bus::Kafka(_) = bus {
-            bail!("the Kafka event bus is not available in this build yet; unset FLOWMATE_KAFKA_BROKERS");
-        }
         if self.role != Role::All && bus == Bus::InProcess {
             bail!(
                 "FLOWMATE_ROLE={:?} needs a shared event bus (FLOWMATE_KAFKA_BROKERS); the in-process bus only works with role all",
@@ -264,5 +261,21 @@ mod tests {
     fn rejects_unknown_storage_and_lonely_roles() {
         assert!(config(&["--database-url", "mysql://x"]).validate().is_err());
         assert!(config(&["--role", "worker"]).validate().is_err());
+    }
+
+    #[test]
+    fn production_backends_and_roles_are_accepted() {
+        let c = config(&[
+            "--database-url",
+            "postgres://db/flowmate",
+            "--kafka-brokers",
+            "k1:9092",
+            "--role",
+            "worker",
+        ]);
+        assert_eq!(
+            c.validate().ok(),
+            Some((Storage::Postgres("postgres://db/flowmate".into()), Bus::Kafka("k1:9092".into())))
+        );
     }
 }
