@@ -88,3 +88,50 @@ impl KafkaPublisher {
             .map_err(|e| format!("kafka: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Error paths against librdkafka's in-process mock cluster (no admin API there, so the
+    //! topic is created through the mock itself).
+
+    use super::*;
+    use chrono::Utc;
+    use flow_domain::event::names;
+    use rdkafka::mocking::MockCluster;
+    use serde_json::json;
+
+    fn event() -> Event {
+        Event::new(names::FLOW_EXECUTE, Some("flow".into()), "test", json!({}), Utc::now())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_down_broker_answers_unavailable_and_recovery_publishes_again() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let mut config = KafkaConfig::new(cluster.bootstrap_servers());
+        config.timeout = Duration::from_secs(2);
+        cluster.create_topic(&config.topic(names::FLOW_EXECUTE), 3, 1).expect("topic");
+        let publisher = KafkaPublisher::new(&config).expect("producer");
+        publisher.publish(&[event()]).await.expect("published while the broker is up");
+        publisher.check().await.expect("healthy while the broker is up");
+
+        cluster.broker_down(1).expect("broker down");
+        let result = publisher.publish(&[event()]).await;
+        assert!(matches!(result, Err(PortError::Unavailable(_))), "Unavailable, got {result:?}");
+
+        cluster.broker_up(1).expect("broker up");
+        // Like the outbox relay: retry while Unavailable, bounded by a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match publisher.publish(&[event()]).await {
+                Ok(()) => break,
+                Err(PortError::Unavailable(reason)) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "published once the broker is back: {reason}"
+                    );
+                }
+                Err(err) => panic!("only Unavailable while reconnecting, got {err:?}"),
+            }
+        }
+    }
+}
