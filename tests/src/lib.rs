@@ -278,7 +278,18 @@ impl TestApp {
 
     /// Polls `GET /flows/{id}` until its status is `status` (deadline 10 s).
     pub async fn wait_for_status(&self, token: &str, id: &str, status: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_for_status_within(token, id, status, Duration::from_secs(10)).await
+    }
+
+    /// Polls `GET /flows/{id}` until its status is `status` or `within` has passed.
+    pub async fn wait_for_status_within(
+        &self,
+        token: &str,
+        id: &str,
+        status: &str,
+        within: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + within;
         loop {
             let reply = self.get(&format!("/flows/{id}"), token).await;
             if reply.body["data"]["status"] == status {

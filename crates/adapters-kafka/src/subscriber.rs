@@ -50,6 +50,9 @@ impl KafkaStream {
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            // A member that dies is noticed (and its partitions handed over) within 10 s.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
             .create()
             .map_err(|e| PortError::Other(anyhow::Error::new(e).context("kafka consumer")))?;
         let topics: Vec<String> = names.iter().map(|n| config.topic(n)).collect();
