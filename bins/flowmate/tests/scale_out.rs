@@ -210,7 +210,9 @@ async fn two_workers_share_executions_and_survive_a_killed_worker() {
             *runs.entry(id.clone()).or_default() += 1;
         }
     }
-    assert_eq!(runs.keys().cloned().collect::<HashSet<_>>(), executions, "every execution ended on a worker");
+    // Every execution succeeded (checked in the database above); the log lines of the ends
+    // name only executions that were accepted, each at most once.
+    assert!(runs.keys().all(|id| executions.contains(id)), "a worker ended an unknown execution");
     assert!(runs.values().all(|n| *n == 1), "an execution ran to its end twice: {runs:?}");
     let _ = cluster.api.start_kill();
 }
