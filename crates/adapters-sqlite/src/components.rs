@@ -1,5 +1,6 @@
 //! `ComponentRepository`: external components registered over the API, keyed by their unique
-//! name, with owners for the visibility filter.
+//! name, with owners for the visibility filter. The insert is one group-commit job (see
+//! `write`).
 
 use crate::error::{port_error, unique_as};
 use crate::listing::Resource;
@@ -37,13 +38,17 @@ static GET_SQL: LazyLock<String> =
 impl ComponentRepository for SqliteStore {
     async fn insert(&self, component: &ExternalComponent) -> Result<(), PortError> {
         let values = component_values(component)?;
-        let mut tx = self.begin_write().await?;
-        bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())), &values)
-            .execute(&mut *tx)
-            .await
-            .map_err(unique_as("component name"))?;
-        COMPONENTS.replace_owners(&mut tx, &component.name, &component.owners).await?;
-        self.commit(tx, false).await
+        let (name, owners) = (component.name.clone(), component.owners.clone());
+        self.write(false, move |tx| {
+            Box::pin(async move {
+                bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())), &values)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unique_as("component name"))?;
+                COMPONENTS.replace_owners(tx, &name, &owners).await
+            })
+        })
+        .await
     }
 
     async fn get(&self, name: &str) -> Result<Option<ExternalComponent>, PortError> {

@@ -1,6 +1,6 @@
 //! `ExecutionRepository`: executions with their owners, worker leases claimed by one atomic
-//! statement, optimistic concurrency on `revision`, idempotent inserts keyed per flow. The
-//! usage report lives in `usage`.
+//! statement, optimistic concurrency on `revision`, idempotent inserts keyed per flow. Every
+//! write is one group-commit job (see `write`). The usage report lives in `usage`.
 
 use crate::error::{port_error, unique_as};
 use crate::listing::Resource;
@@ -64,7 +64,7 @@ async fn insert_in(tx: &mut Tx, execution: &Execution, events: &[Event]) -> Resu
     let values = execution_insert_values(execution)?;
     bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())).bind(id.clone()), &values)
         .bind(execution.revision)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(unique_as("execution id"))?;
     EXECUTIONS.replace_owners(tx, &id, &execution.owners).await?;
@@ -77,13 +77,13 @@ async fn key_holder(tx: &mut Tx, execution: &Execution) -> Result<Option<Executi
     let row = sqlx::query_as::<_, ExecutionRow>(AssertSqlSafe(KEY_HOLDER_SQL.as_str()))
         .bind(execution.flow_id.to_string())
         .bind(key.clone())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(port_error)?;
     row.map(Execution::try_from).transpose()
 }
 
-/// One statement on the single writer connection, so two claims never both succeed.
+/// One conditional statement, run by the single writer, so two claims never both succeed.
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE executions SET status = ?, lease_owner = ?, lease_until = ?, \
@@ -96,9 +96,11 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
 #[async_trait]
 impl ExecutionRepository for SqliteStore {
     async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
-        let mut tx = self.begin_write().await?;
-        insert_in(&mut tx, execution, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        let (execution, events) = (execution.clone(), events.to_vec());
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move { insert_in(tx, &execution, &events).await })
+        })
+        .await
     }
 
     async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, PortError> {
@@ -144,7 +146,7 @@ impl ExecutionRepository for SqliteStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Execution>, PortError> {
-        let row = sqlx::query_as::<_, ExecutionRow>(AssertSqlSafe(CLAIM_SQL.as_str()))
+        let query = sqlx::query_as::<_, ExecutionRow>(AssertSqlSafe(CLAIM_SQL.as_str()))
             .bind(ExecutionStatus::Running.as_str())
             .bind(worker.to_string())
             .bind(millis(lease_until))
@@ -152,29 +154,35 @@ impl ExecutionRepository for SqliteStore {
             .bind(id.to_string())
             .bind(ExecutionStatus::Queued.as_str())
             .bind(ExecutionStatus::Running.as_str())
-            .bind(millis(now))
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(port_error)?;
+            .bind(millis(now));
+        let row = self
+            .write(false, move |tx| {
+                Box::pin(async move { query.fetch_optional(&mut *tx).await.map_err(port_error) })
+            })
+            .await?;
         row.map(Execution::try_from).transpose()
     }
 
     async fn save(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
         let id = execution.id.to_string();
         let values = execution_values(execution)?;
-        let mut tx = self.begin_write().await?;
-        let updated = bind_args!(sqlx::query(AssertSqlSafe(UPDATE_SQL.as_str())), &values)
-            .bind(id.clone())
-            .bind(execution.revision)
-            .execute(&mut *tx)
-            .await
-            .map_err(port_error)?;
-        if updated.rows_affected() == 0 {
-            return Err(EXECUTIONS.missing_or_conflict(&mut tx, &id).await);
-        }
-        EXECUTIONS.replace_owners(&mut tx, &id, &execution.owners).await?;
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        let (revision, owners, events) = (execution.revision, execution.owners.clone(), events.to_vec());
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                let updated = bind_args!(sqlx::query(AssertSqlSafe(UPDATE_SQL.as_str())), &values)
+                    .bind(id.clone())
+                    .bind(revision)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(port_error)?;
+                if updated.rows_affected() == 0 {
+                    return Err(EXECUTIONS.missing_or_conflict(tx, &id).await);
+                }
+                EXECUTIONS.replace_owners(tx, &id, &owners).await?;
+                append_events(tx, &events).await
+            })
+        })
+        .await
     }
 
     async fn list_expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError> {
@@ -199,25 +207,29 @@ impl ExecutionRepository for SqliteStore {
         events: &[Event],
         window_start: DateTime<Utc>,
     ) -> Result<Option<Execution>, PortError> {
-        // BEGIN IMMEDIATE on the single writer connection: the lookup and the insert are never
-        // interleaved with another call's, so of two calls with one key exactly one inserts.
-        let mut tx = self.begin_write().await?;
-        if let Some(holder) = key_holder(&mut tx, execution).await? {
-            if holder.created_at >= window_start {
-                tx.rollback().await.map_err(port_error)?;
-                return Ok(Some(holder));
-            }
-            // Outside the window: the old execution gives the key up (its revision is kept, so a
-            // worker running it is not disturbed).
-            sqlx::query("UPDATE executions SET idempotency_key = NULL WHERE id = ?")
-                .bind(holder.id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(port_error)?;
-        }
-        insert_in(&mut tx, execution, events).await?;
-        self.commit(tx, !events.is_empty()).await?;
-        Ok(None)
+        // One job of the single writer: the lookup and the insert are never interleaved with
+        // another call's, so of two calls with one key exactly one inserts (a later job of the
+        // same batch sees the earlier one's insert).
+        let (execution, events) = (execution.clone(), events.to_vec());
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                if let Some(holder) = key_holder(tx, &execution).await? {
+                    if holder.created_at >= window_start {
+                        return Ok(Some(holder));
+                    }
+                    // Outside the window: the old execution gives the key up (its revision is
+                    // kept, so a worker running it is not disturbed).
+                    sqlx::query("UPDATE executions SET idempotency_key = NULL WHERE id = ?")
+                        .bind(holder.id.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(port_error)?;
+                }
+                insert_in(tx, &execution, &events).await?;
+                Ok(None)
+            })
+        })
+        .await
     }
 
     async fn list_queued_before(

@@ -1,4 +1,5 @@
-//! `FlowRepository`: flows with their owners, optimistic concurrency on `revision`.
+//! `FlowRepository`: flows with their owners, optimistic concurrency on `revision`. Every write
+//! is one group-commit job (see `write`).
 
 use crate::error::{port_error, unique_as};
 use crate::listing::{Resource, search};
@@ -46,15 +47,19 @@ impl FlowRepository for SqliteStore {
     async fn insert(&self, flow: &Flow, events: &[Event]) -> Result<(), PortError> {
         let id = flow.id.to_string();
         let values = flow_values(flow)?;
-        let mut tx = self.begin_write().await?;
-        bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())).bind(id.clone()), &values)
-            .bind(flow.revision)
-            .execute(&mut *tx)
-            .await
-            .map_err(unique_as("flow id"))?;
-        FLOWS.replace_owners(&mut tx, &id, &flow.owners).await?;
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        let (revision, owners, events) = (flow.revision, flow.owners.clone(), events.to_vec());
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())).bind(id.clone()), &values)
+                    .bind(revision)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unique_as("flow id"))?;
+                FLOWS.replace_owners(tx, &id, &owners).await?;
+                append_events(tx, &events).await
+            })
+        })
+        .await
     }
 
     async fn get(&self, id: FlowId) -> Result<Option<Flow>, PortError> {
@@ -97,36 +102,44 @@ impl FlowRepository for SqliteStore {
     ) -> Result<(), PortError> {
         let id = flow.id.to_string();
         let values = flow_values(flow)?;
-        let mut tx = self.begin_write().await?;
-        record_consumed(&mut tx, consumed).await?;
-        let updated = bind_args!(sqlx::query(AssertSqlSafe(UPDATE_SQL.as_str())), &values)
-            .bind(id.clone())
-            .bind(flow.revision)
-            .execute(&mut *tx)
-            .await
-            .map_err(port_error)?;
-        if updated.rows_affected() == 0 {
-            return Err(FLOWS.missing_or_conflict(&mut tx, &id).await);
-        }
-        FLOWS.replace_owners(&mut tx, &id, &flow.owners).await?;
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        let (revision, owners, events) = (flow.revision, flow.owners.clone(), events.to_vec());
+        let consumed = consumed.cloned();
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                record_consumed(tx, consumed.as_ref()).await?;
+                let updated = bind_args!(sqlx::query(AssertSqlSafe(UPDATE_SQL.as_str())), &values)
+                    .bind(id.clone())
+                    .bind(revision)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(port_error)?;
+                if updated.rows_affected() == 0 {
+                    return Err(FLOWS.missing_or_conflict(tx, &id).await);
+                }
+                FLOWS.replace_owners(tx, &id, &owners).await?;
+                append_events(tx, &events).await
+            })
+        })
+        .await
     }
 
     async fn delete(&self, flow: &Flow, events: &[Event]) -> Result<(), PortError> {
-        let id = flow.id.to_string();
-        let mut tx = self.begin_write().await?;
-        let deleted = sqlx::query("DELETE FROM flows WHERE id = ? AND revision = ?")
-            .bind(id.clone())
-            .bind(flow.revision)
-            .execute(&mut *tx)
-            .await
-            .map_err(port_error)?;
-        if deleted.rows_affected() == 0 {
-            return Err(FLOWS.missing_or_conflict(&mut tx, &id).await);
-        }
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        let (id, revision, events) = (flow.id.to_string(), flow.revision, events.to_vec());
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                let deleted = sqlx::query("DELETE FROM flows WHERE id = ? AND revision = ?")
+                    .bind(id.clone())
+                    .bind(revision)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(port_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(FLOWS.missing_or_conflict(tx, &id).await);
+                }
+                append_events(tx, &events).await
+            })
+        })
+        .await
     }
 
     async fn list_stalled(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Flow>, PortError> {

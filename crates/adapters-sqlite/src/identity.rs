@@ -1,5 +1,6 @@
 //! `UserRepository` and `TenantRepository`: accounts (usernames unique case-insensitively
-//! among users who can log in, and per tenant among end users) and tenants.
+//! among users who can log in, and per tenant among end users) and tenants. Every write is one
+//! group-commit job (see `write`).
 
 use crate::error::{port_error, unique_as};
 use crate::rows::{TENANT_COLUMNS, TenantRow, USER_COLUMNS, UserRow, permissions_json};
@@ -35,8 +36,7 @@ impl UserRepository for SqliteStore {
     async fn insert(&self, new: &NewUser, events: &[Event]) -> Result<(), PortError> {
         let user = &new.user;
         let permissions = permissions_json(user)?;
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO users (id, username, username_key, firstname, lastname, status, tenant, \
              permissions, can_login, password_hash, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -52,12 +52,15 @@ impl UserRepository for SqliteStore {
         .bind(user.can_login)
         .bind(new.password_hash.clone())
         .bind(millis(user.created_at))
-        .bind(millis(user.updated_at))
-        .execute(&mut *tx)
+        .bind(millis(user.updated_at));
+        let events = events.to_vec();
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                query.execute(&mut *tx).await.map_err(unique_as(USERNAME))?;
+                append_events(tx, &events).await
+            })
+        })
         .await
-        .map_err(unique_as(USERNAME))?;
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
     }
 
     async fn get(&self, id: UserId) -> Result<Option<User>, PortError> {
@@ -117,8 +120,7 @@ impl UserRepository for SqliteStore {
         events: &[Event],
     ) -> Result<(), PortError> {
         let permissions = permissions_json(user)?;
-        let mut tx = self.begin_write().await?;
-        let updated = sqlx::query(
+        let query = sqlx::query(
             "UPDATE users SET username = ?, username_key = ?, firstname = ?, lastname = ?, status = ?, \
              tenant = ?, permissions = ?, can_login = ?, password_hash = coalesce(?, password_hash), \
              updated_at = ? WHERE id = ?",
@@ -133,35 +135,41 @@ impl UserRepository for SqliteStore {
         .bind(user.can_login)
         .bind(password_hash)
         .bind(millis(user.updated_at))
-        .bind(user.id.to_string())
-        .execute(&mut *tx)
+        .bind(user.id.to_string());
+        let events = events.to_vec();
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                let updated = query.execute(&mut *tx).await.map_err(unique_as(USERNAME))?;
+                if updated.rows_affected() == 0 {
+                    return Err(PortError::NotFound);
+                }
+                append_events(tx, &events).await
+            })
+        })
         .await
-        .map_err(unique_as(USERNAME))?;
-        if updated.rows_affected() == 0 {
-            return Err(PortError::NotFound);
-        }
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
     }
 
     async fn delete(&self, id: UserId, events: &[Event]) -> Result<(), PortError> {
-        let id = id.to_string();
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM tokens WHERE user_id = ?")
-            .bind(id.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(port_error)?;
-        let deleted = sqlx::query("DELETE FROM users WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(port_error)?;
-        if deleted.rows_affected() == 0 {
-            return Err(PortError::NotFound);
-        }
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        let (id, events) = (id.to_string(), events.to_vec());
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM tokens WHERE user_id = ?")
+                    .bind(id.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(port_error)?;
+                let deleted = sqlx::query("DELETE FROM users WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(port_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(PortError::NotFound);
+                }
+                append_events(tx, &events).await
+            })
+        })
+        .await
     }
 
     async fn count(&self) -> Result<u64, PortError> {
@@ -176,18 +184,18 @@ impl UserRepository for SqliteStore {
 #[async_trait]
 impl TenantRepository for SqliteStore {
     async fn insert(&self, tenant: &Tenant) -> Result<(), PortError> {
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO tenants (id, name, name_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(tenant.id.to_string())
         .bind(tenant.name.clone())
         .bind(fold(&tenant.name))
         .bind(millis(tenant.created_at))
-        .bind(millis(tenant.updated_at))
-        .execute(&self.writer)
+        .bind(millis(tenant.updated_at));
+        self.write(false, move |tx| {
+            Box::pin(async move { query.execute(&mut *tx).await.map(|_| ()).map_err(unique_as(TENANT_NAME)) })
+        })
         .await
-        .map_err(unique_as(TENANT_NAME))?;
-        Ok(())
     }
 
     async fn get(&self, id: TenantId) -> Result<Option<Tenant>, PortError> {

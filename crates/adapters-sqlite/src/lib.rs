@@ -2,11 +2,14 @@
 //!
 //! [`SqliteStore`] implements every storage port of `flow-domain` (flows, templates, users,
 //! tenants, tokens, executions, external components, the transactional outbox) and
-//! [`Health`](flow_domain::ports::Health) on one SQLite file in WAL mode. All writes go through a single-connection writer pool, so write
-//! transactions never contend for SQLite's lock; reads use a separate pool. Each mutating port
-//! method is one transaction: the state change, its outbox events and the consumer's
-//! processed-event mark commit together. The schema lives in `migrations/`, embedded and applied
-//! by [`SqliteStore::connect`].
+//! [`Health`](flow_domain::ports::Health) on one SQLite file in WAL mode. Reads use a pool of
+//! read-only connections. Every write goes to one writer task that owns the single writer
+//! connection and commits with *group commit*: the writes waiting for it run in one transaction,
+//! each in its own savepoint (one write's failure never affects another), and are answered once
+//! that transaction has committed, so concurrent writes share one WAL sync. Each mutating port
+//! method is still one atomic operation: the state change, its outbox events and the
+//! consumer's processed-event mark commit together or not at all. The schema lives in
+//! `migrations/`, embedded and applied by [`SqliteStore::connect`].
 
 mod components;
 mod error;

@@ -74,7 +74,7 @@ impl Resource {
         let sql = format!("SELECT 1 FROM {} WHERE {} = ?", self.table, self.key);
         match sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
             .bind(id.to_string())
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await
         {
             Ok(Some(_)) => PortError::Conflict,
@@ -93,7 +93,7 @@ impl Resource {
         let delete = format!("DELETE FROM {} WHERE {} = ?", self.owners_table, self.owner_fk);
         sqlx::query(AssertSqlSafe(delete))
             .bind(id.to_string())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(port_error)?;
         let insert = format!(
@@ -105,7 +105,7 @@ impl Resource {
                 .bind(id.to_string())
                 .bind(owner.id.to_string())
                 .bind(owner_type_name(owner.owner_type))
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await
                 .map_err(port_error)?;
         }

@@ -1,5 +1,6 @@
 //! `Outbox`: the relay's side of the transactional outbox (claim, mark published, wait) and
-//! direct appends by consumers whose only effect is to publish.
+//! direct appends by consumers whose only effect is to publish. Every write (claims and
+//! deletions too) is one group-commit job (see `write`).
 
 use crate::error::port_error;
 use crate::rows::OutboxRow;
@@ -20,10 +21,14 @@ const DELETE_CHUNK: usize = 500;
 #[async_trait]
 impl Outbox for SqliteStore {
     async fn append<'a>(&self, events: &[Event], consumed: Option<&'a Consumed>) -> Result<(), PortError> {
-        let mut tx = self.begin_write().await?;
-        record_consumed(&mut tx, consumed).await?;
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        let (events, consumed) = (events.to_vec(), consumed.cloned());
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                record_consumed(tx, consumed.as_ref()).await?;
+                append_events(tx, &events).await
+            })
+        })
+        .await
     }
 
     async fn claim(&self, limit: u32) -> Result<Vec<StoredEvent>, PortError> {
@@ -32,8 +37,8 @@ impl Outbox for SqliteStore {
         }
         let now = Utc::now();
         let ttl = chrono::Duration::from_std(self.claim_ttl).unwrap_or(chrono::Duration::seconds(30));
-        // One statement on the single writer connection: two relays never claim the same row.
-        let mut rows = sqlx::query_as::<_, OutboxRow>(
+        // One statement, run by the single writer: two relays never claim the same row.
+        let query = sqlx::query_as::<_, OutboxRow>(
             "UPDATE outbox SET claimed_until = ? WHERE seq IN (\
                  SELECT seq FROM outbox WHERE claimed_until IS NULL OR claimed_until <= ? \
                  ORDER BY seq LIMIT ?) \
@@ -41,24 +46,35 @@ impl Outbox for SqliteStore {
         )
         .bind(millis(now + ttl))
         .bind(millis(now))
-        .bind(i64::from(limit))
-        .fetch_all(&self.writer)
-        .await
-        .map_err(port_error)?;
+        .bind(i64::from(limit));
+        let mut rows = self
+            .write(false, move |tx| {
+                Box::pin(async move { query.fetch_all(&mut *tx).await.map_err(port_error) })
+            })
+            .await?;
         rows.sort_by_key(|row| row.seq());
         rows.into_iter().map(StoredEvent::try_from).collect()
     }
 
     async fn mark_published(&self, seqs: &[i64]) -> Result<(), PortError> {
-        for chunk in seqs.chunks(DELETE_CHUNK) {
-            let sql = format!("DELETE FROM outbox WHERE seq IN ({})", placeholders(chunk.len()));
-            let args: Vec<Arg> = chunk.iter().map(|s| Arg::Int(*s)).collect();
-            bind_args!(sqlx::query(AssertSqlSafe(sql)), &args)
-                .execute(&self.writer)
-                .await
-                .map_err(port_error)?;
+        if seqs.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let seqs = seqs.to_vec();
+        self.write(false, move |tx| {
+            Box::pin(async move {
+                for chunk in seqs.chunks(DELETE_CHUNK) {
+                    let sql = format!("DELETE FROM outbox WHERE seq IN ({})", placeholders(chunk.len()));
+                    let args: Vec<Arg> = chunk.iter().map(|s| Arg::Int(*s)).collect();
+                    bind_args!(sqlx::query(AssertSqlSafe(sql)), &args)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(port_error)?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn wait_for_new(&self, max_wait: Duration) {

@@ -1,5 +1,5 @@
 //! `TemplateRepository`: templates with their owners and tags, optimistic concurrency on
-//! `revision`.
+//! `revision`. Every write is one group-commit job (see `write`).
 
 use crate::error::{port_error, unique_as};
 use crate::listing::{Resource, search};
@@ -56,15 +56,19 @@ impl TemplateRepository for SqliteStore {
     async fn insert(&self, template: &Template, events: &[Event]) -> Result<(), PortError> {
         let id = template.id.to_string();
         let values = template_values(template)?;
-        let mut tx = self.begin_write().await?;
-        bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())).bind(id.clone()), &values)
-            .bind(template.revision)
-            .execute(&mut *tx)
-            .await
-            .map_err(unique_as("template id"))?;
-        TEMPLATES.replace_owners(&mut tx, &id, &template.owners).await?;
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        let (revision, owners, events) = (template.revision, template.owners.clone(), events.to_vec());
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())).bind(id.clone()), &values)
+                    .bind(revision)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unique_as("template id"))?;
+                TEMPLATES.replace_owners(tx, &id, &owners).await?;
+                append_events(tx, &events).await
+            })
+        })
+        .await
     }
 
     async fn get(&self, id: TemplateId) -> Result<Option<Template>, PortError> {
@@ -102,35 +106,42 @@ impl TemplateRepository for SqliteStore {
     async fn save(&self, template: &Template, events: &[Event]) -> Result<(), PortError> {
         let id = template.id.to_string();
         let values = template_values(template)?;
-        let mut tx = self.begin_write().await?;
-        let updated = bind_args!(sqlx::query(AssertSqlSafe(UPDATE_SQL.as_str())), &values)
-            .bind(id.clone())
-            .bind(template.revision)
-            .execute(&mut *tx)
-            .await
-            .map_err(port_error)?;
-        if updated.rows_affected() == 0 {
-            return Err(TEMPLATES.missing_or_conflict(&mut tx, &id).await);
-        }
-        TEMPLATES.replace_owners(&mut tx, &id, &template.owners).await?;
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        let (revision, owners, events) = (template.revision, template.owners.clone(), events.to_vec());
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                let updated = bind_args!(sqlx::query(AssertSqlSafe(UPDATE_SQL.as_str())), &values)
+                    .bind(id.clone())
+                    .bind(revision)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(port_error)?;
+                if updated.rows_affected() == 0 {
+                    return Err(TEMPLATES.missing_or_conflict(tx, &id).await);
+                }
+                TEMPLATES.replace_owners(tx, &id, &owners).await?;
+                append_events(tx, &events).await
+            })
+        })
+        .await
     }
 
     async fn delete(&self, template: &Template, events: &[Event]) -> Result<(), PortError> {
-        let id = template.id.to_string();
-        let mut tx = self.begin_write().await?;
-        let deleted = sqlx::query("DELETE FROM templates WHERE id = ? AND revision = ?")
-            .bind(id.clone())
-            .bind(template.revision)
-            .execute(&mut *tx)
-            .await
-            .map_err(port_error)?;
-        if deleted.rows_affected() == 0 {
-            return Err(TEMPLATES.missing_or_conflict(&mut tx, &id).await);
-        }
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        let (id, revision, events) = (template.id.to_string(), template.revision, events.to_vec());
+        self.write(!events.is_empty(), move |tx| {
+            Box::pin(async move {
+                let deleted = sqlx::query("DELETE FROM templates WHERE id = ? AND revision = ?")
+                    .bind(id.clone())
+                    .bind(revision)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(port_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(TEMPLATES.missing_or_conflict(tx, &id).await);
+                }
+                append_events(tx, &events).await
+            })
+        })
+        .await
     }
 
     async fn list_owned_by(&self, owner_id: Uuid) -> Result<Vec<Template>, PortError> {

@@ -1,4 +1,5 @@
-//! `TokenRepository`: bearer tokens stored as hashes, with sliding expiry and revocation.
+//! `TokenRepository`: bearer tokens stored as hashes, with sliding expiry and revocation. Every
+//! write is one group-commit job (see `write`).
 
 use crate::error::{port_error, unique_as};
 use crate::rows::TokenUserRow;
@@ -14,16 +15,18 @@ use flow_domain::ports::TokenRepository;
 #[async_trait]
 impl TokenRepository for SqliteStore {
     async fn insert(&self, token: &AccessToken) -> Result<(), PortError> {
-        sqlx::query("INSERT INTO tokens (id, user_id, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(token.id.to_string())
-            .bind(token.user_id.to_string())
-            .bind(token.hash.clone())
-            .bind(millis(token.created_at))
-            .bind(millis(token.expires_at))
-            .execute(&self.writer)
-            .await
-            .map_err(unique_as("token"))?;
-        Ok(())
+        let query = sqlx::query(
+            "INSERT INTO tokens (id, user_id, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(token.id.to_string())
+        .bind(token.user_id.to_string())
+        .bind(token.hash.clone())
+        .bind(millis(token.created_at))
+        .bind(millis(token.expires_at));
+        self.write(false, move |tx| {
+            Box::pin(async move { query.execute(&mut *tx).await.map(|_| ()).map_err(unique_as("token")) })
+        })
+        .await
     }
 
     async fn find_valid(
@@ -47,21 +50,20 @@ impl TokenRepository for SqliteStore {
     }
 
     async fn extend(&self, id: TokenId, expires_at: DateTime<Utc>) -> Result<(), PortError> {
-        sqlx::query("UPDATE tokens SET expires_at = ? WHERE id = ? AND revoked = 0")
+        let query = sqlx::query("UPDATE tokens SET expires_at = ? WHERE id = ? AND revoked = 0")
             .bind(millis(expires_at))
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(port_error)?;
-        Ok(())
+            .bind(id.to_string());
+        self.write(false, move |tx| {
+            Box::pin(async move { query.execute(&mut *tx).await.map(|_| ()).map_err(port_error) })
+        })
+        .await
     }
 
     async fn revoke(&self, id: TokenId) -> Result<(), PortError> {
-        sqlx::query("UPDATE tokens SET revoked = 1 WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(port_error)?;
-        Ok(())
+        let query = sqlx::query("UPDATE tokens SET revoked = 1 WHERE id = ?").bind(id.to_string());
+        self.write(false, move |tx| {
+            Box::pin(async move { query.execute(&mut *tx).await.map(|_| ()).map_err(port_error) })
+        })
+        .await
     }
 }
