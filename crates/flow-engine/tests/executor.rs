@@ -1,15 +1,18 @@
-//! The executor over real SQLite and the real built-in components, with `wiremock` as the
-//! outside world: linear flows, conditions and mappers, fan-out with a failing branch, many
-//! messages from one step, the code sandbox, the step limit, a deleted flow, recovery from a
-//! dead worker, cancellation during a delay, and redelivered `flow.execute` events.
+//! The executor over real storage (SQLite, or PostgreSQL with `FLOWMATE_TEST_STORAGE=postgres`)
+//! and the real built-in components, with `wiremock` as the outside world: linear flows,
+//! conditions and mappers, fan-out with a failing branch, many messages from one step, the code
+//! sandbox, the step limit, a deleted flow, recovery from a dead worker, cancellation during a
+//! delay, and redelivered `flow.execute` events.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters_sqlite::{SqliteConfig, SqliteStore};
 use chrono::{DateTime, TimeZone, Utc};
+use common::{Store, TestDb};
 use flow_domain::actor::Actor;
 use flow_domain::event::Event;
 use flow_domain::ids::{FlowId, UserId};
@@ -18,22 +21,21 @@ use flow_domain::model::{
     StepStatus, TriggerInfo, TriggerType,
 };
 use flow_domain::permission::{Permission, PermissionSet};
-use flow_domain::ports::{ExecutionRepository, FlowRepository};
 use flow_domain::services::ExecutionService;
 use flow_domain::time::{Clock, ManualClock, SystemClock};
 use flow_engine::EventHandler;
 use flow_engine::components::{ComponentRegistry, HttpConfig};
 use flow_engine::executor::{Executor, ExecutorConfig};
 use serde_json::{Map, Value, json};
-use tempfile::TempDir;
 use wiremock::matchers::{body_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 struct Env {
-    _dir: TempDir,
-    store: Arc<SqliteStore>,
+    store: Store,
     clock: Arc<dyn Clock>,
     executor: Arc<Executor>,
+    /// Last: dropped after everything that uses the database.
+    _db: TestDb,
 }
 
 fn config() -> ExecutorConfig {
@@ -45,13 +47,18 @@ async fn env() -> Env {
 }
 
 async fn env_with(config: ExecutorConfig, clock: Arc<dyn Clock>) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::connect(SqliteConfig::new(dir.path().join("flowmate.db"))).await.unwrap());
+    let db = TestDb::create().await;
+    let store = db.store().await;
     let http = HttpConfig { base_backoff: Duration::from_millis(5), ..HttpConfig::default() };
     let components = Arc::new(ComponentRegistry::builtin(http).unwrap());
-    let executor = Arc::new(Executor::new(store.clone(), store.clone(), components, clock.clone(), config));
-    Env { _dir: dir, store, clock, executor }
+    let executor = Arc::new(Executor::new(
+        store.executions.clone(),
+        store.flows.clone(),
+        components,
+        clock.clone(),
+        config,
+    ));
+    Env { store, clock, executor, _db: db }
 }
 
 fn node(id: &str, component: &str, function: &str, fields: Value) -> Node {
@@ -113,7 +120,7 @@ impl Env {
             lifecycle_attempts: 0,
             revision: 0,
         };
-        FlowRepository::insert(self.store.as_ref(), &flow, &[]).await.unwrap();
+        self.store.flows.insert(&flow, &[]).await.unwrap();
         flow
     }
 
@@ -123,12 +130,12 @@ impl Env {
                             "query": {}, "method": "POST", "url": "/webhooks/x", "pathSuffix": null });
         let trigger = TriggerInfo { trigger_type: TriggerType::Webhook, request_id: None };
         let execution = Execution::queued(flow_id, None, Vec::new(), trigger, input, self.clock.now());
-        ExecutionRepository::insert(self.store.as_ref(), &execution, &[]).await.unwrap();
+        self.store.executions.insert(&execution, &[]).await.unwrap();
         execution
     }
 
     async fn get(&self, execution: &Execution) -> Execution {
-        ExecutionRepository::get(self.store.as_ref(), execution.id).await.unwrap().unwrap()
+        self.store.executions.get(execution.id).await.unwrap().unwrap()
     }
 
     async fn run(&self, execution: &Execution) -> Execution {
@@ -331,10 +338,10 @@ async fn a_dead_workers_execution_is_requeued_and_rerun_from_the_trigger() {
         env.flow(vec![trigger(), node("log", "log", "info", json!({}))], vec![edge("in", "log")]).await;
     let execution = env.queue(flow.id, json!({ "x": 1 })).await;
     // A worker claims it, records some progress, and dies.
-    let mut claimed = env.store.claim(execution.id, "dead", at(0), at(5)).await.unwrap().unwrap();
+    let mut claimed = env.store.executions.claim(execution.id, "dead", at(0), at(5)).await.unwrap().unwrap();
     claimed.steps.insert("in".into(), flow_domain::model::StepRecord::started("webhook", at(0)));
     claimed.counters.started = 1;
-    ExecutionRepository::save(env.store.as_ref(), &claimed, &[]).await.unwrap();
+    env.store.executions.save(&claimed, &[]).await.unwrap();
 
     // Before the lease runs out nothing happens; the live claim also keeps others away.
     assert_eq!(env.executor.recover_once().await.unwrap(), 0);
@@ -362,6 +369,7 @@ async fn an_execution_whose_workers_keep_dying_fails() {
     for attempt in 1..=4u32 {
         let now = clock.now();
         env.store
+            .executions
             .claim(execution.id, "dead", now, now + chrono::Duration::seconds(5))
             .await
             .unwrap()
@@ -424,7 +432,8 @@ async fn cancelling_during_a_delay_stops_the_execution() {
         permissions: PermissionSet::new(vec![Permission::All]),
         token_id: None,
     };
-    let service = ExecutionService::new(env.store.clone(), env.store.clone(), env.clock.clone());
+    let service =
+        ExecutionService::new(env.store.executions.clone(), env.store.flows.clone(), env.clock.clone());
     service.cancel(&actor, &execution.id.to_string()).await.unwrap();
 
     let status = running.await.unwrap().unwrap();

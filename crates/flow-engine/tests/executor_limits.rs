@@ -1,25 +1,27 @@
-//! The executor's concurrency limits over real SQLite: a gate component holds every call until
+//! The executor's concurrency limits over real storage (SQLite, or PostgreSQL with
+//! `FLOWMATE_TEST_STORAGE=postgres`): a gate component holds every call until
 //! the test lets one through and records how many calls were inside at once, in all and per
 //! flow. Global and per-flow limits are never exceeded, and a flow at its limit does not hold
 //! back another flow.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use adapters_sqlite::{SqliteConfig, SqliteStore};
 use async_trait::async_trait;
 use chrono::Utc;
+use common::{Store, TestDb};
 use flow_domain::event::Event;
 use flow_domain::ids::FlowId;
 use flow_domain::model::{
     Edge, EdgeConfig, Execution, ExecutionStatus, Flow, FlowSpec, FlowStatus, FlowType, Graph, Node,
     TriggerInfo, TriggerType,
 };
-use flow_domain::ports::{ExecutionRepository, FlowRepository};
 use flow_domain::time::SystemClock;
 use flow_engine::EventHandler;
 use flow_engine::components::{CallContext, Component, ComponentError, ComponentRegistry, HttpConfig};
@@ -92,24 +94,23 @@ fn node(id: &str, component: &str, function: &str) -> Node {
     }
 }
 
-async fn setup(config: ExecutorConfig) -> (tempfile::TempDir, Arc<SqliteStore>, Arc<Executor>, Arc<Gate>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::connect(SqliteConfig::new(dir.path().join("flowmate.db"))).await.unwrap());
+async fn setup(config: ExecutorConfig) -> (TestDb, Store, Arc<Executor>, Arc<Gate>) {
+    let db = TestDb::create().await;
+    let store = db.store().await;
     let gate = Arc::new(Gate::default());
     let mut registry = ComponentRegistry::builtin(HttpConfig::default()).unwrap();
     registry.insert("gate", gate.clone());
     let executor = Arc::new(Executor::new(
-        store.clone(),
-        store.clone(),
+        store.executions.clone(),
+        store.flows.clone(),
         Arc::new(registry),
         Arc::new(SystemClock),
         config,
     ));
-    (dir, store, executor, gate)
+    (db, store, executor, gate)
 }
 
-async fn flow(store: &SqliteStore) -> FlowId {
+async fn flow(store: &Store) -> FlowId {
     let now = Utc::now();
     let flow = Flow {
         id: FlowId::new(),
@@ -140,15 +141,15 @@ async fn flow(store: &SqliteStore) -> FlowId {
         lifecycle_attempts: 0,
         revision: 0,
     };
-    FlowRepository::insert(store, &flow, &[]).await.unwrap();
+    store.flows.insert(&flow, &[]).await.unwrap();
     flow.id
 }
 
 /// Queues an execution of `flow_id` and hands its `flow.execute` to the executor.
-async fn start(store: &SqliteStore, executor: &Executor, flow_id: FlowId) -> Execution {
+async fn start(store: &Store, executor: &Executor, flow_id: FlowId) -> Execution {
     let trigger = TriggerInfo { trigger_type: TriggerType::Webhook, request_id: None };
     let execution = Execution::queued(flow_id, None, Vec::new(), trigger, json!({"data": {}}), Utc::now());
-    ExecutionRepository::insert(store, &execution, &[]).await.unwrap();
+    store.executions.insert(&execution, &[]).await.unwrap();
     EventHandler::handle(executor, &Event::flow_execute(flow_id, execution.id, Utc::now())).await.unwrap();
     execution
 }
@@ -172,11 +173,11 @@ async fn release_all(gate: &Gate, total: usize, full: impl Fn(&Gate) -> usize) {
     }
 }
 
-async fn wait_all(store: &SqliteStore, executions: &[Execution]) {
+async fn wait_all(store: &Store, executions: &[Execution]) {
     let deadline = Instant::now() + Duration::from_secs(20);
     for execution in executions {
         loop {
-            let stored = ExecutionRepository::get(store, execution.id).await.unwrap().unwrap();
+            let stored = store.executions.get(execution.id).await.unwrap().unwrap();
             if stored.status == ExecutionStatus::Succeeded {
                 break;
             }
@@ -189,7 +190,7 @@ async fn wait_all(store: &SqliteStore, executions: &[Execution]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_global_limit_is_never_exceeded() {
     let config = ExecutorConfig { max_concurrent: 2, max_per_flow: 8, ..ExecutorConfig::default() };
-    let (_dir, store, executor, gate) = setup(config).await;
+    let (_db, store, executor, gate) = setup(config).await;
     let mut executions = Vec::new();
     for _ in 0..5 {
         let flow_id = flow(&store).await;
@@ -203,7 +204,7 @@ async fn the_global_limit_is_never_exceeded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_flow_limit_holds_without_blocking_other_flows() {
     let config = ExecutorConfig { max_concurrent: 64, max_per_flow: 1, ..ExecutorConfig::default() };
-    let (_dir, store, executor, gate) = setup(config).await;
+    let (_db, store, executor, gate) = setup(config).await;
     let busy = flow(&store).await;
     let other = flow(&store).await;
     let mut executions = Vec::new();

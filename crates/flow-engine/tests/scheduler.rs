@@ -1,47 +1,31 @@
-//! The cron scheduler over real SQLite: one execution per due time, across instances sharing
-//! one database file, one catch-up after downtime, nothing for inactive flows or for due times
+//! The cron scheduler over real storage (SQLite, or PostgreSQL with
+//! `FLOWMATE_TEST_STORAGE=postgres`): one execution per due time, across instances sharing one
+//! database, one catch-up after downtime, nothing for inactive flows or for due times
 //! before activation.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters_sqlite::{SqliteConfig, SqliteStore};
 use chrono::{DateTime, TimeZone, Utc};
+use common::{Store, TestDb};
 use flow_domain::ids::FlowId;
 use flow_domain::model::{
     Edge, EdgeConfig, Execution, Flow, FlowSpec, FlowStatus, FlowType, Graph, Node, TriggerType,
 };
-use flow_domain::ports::{ExecutionRepository, FlowRepository, Outbox};
 use flow_domain::query::{ExecutionQuery, PageRequest, Visibility};
 use flow_domain::time::ManualClock;
 use flow_engine::{Scheduler, spawn_scheduler};
 use serde_json::json;
-use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 const EVERY_FIVE_MINUTES: &str = "*/5 * * * *";
 
 fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 1, h, m, s).unwrap()
-}
-
-struct Db {
-    _dir: TempDir,
-    path: std::path::PathBuf,
-}
-
-impl Db {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("flowmate.db");
-        Self { _dir: dir, path }
-    }
-
-    async fn store(&self) -> Arc<SqliteStore> {
-        Arc::new(SqliteStore::connect(SqliteConfig::new(&self.path)).await.unwrap())
-    }
 }
 
 fn node(id: &str, component: &str, function: &str) -> Node {
@@ -58,7 +42,7 @@ fn node(id: &str, component: &str, function: &str) -> Node {
 }
 
 /// An active flow with `cron`, active since `since`.
-async fn scheduled_flow(store: &SqliteStore, cron: &str, since: DateTime<Utc>) -> Flow {
+async fn scheduled_flow(store: &Store, cron: &str, since: DateTime<Utc>) -> Flow {
     let graph = Graph {
         nodes: vec![node("start", "scheduler", "schedule"), node("log", "log", "info")],
         edges: vec![Edge {
@@ -89,11 +73,11 @@ async fn scheduled_flow(store: &SqliteStore, cron: &str, since: DateTime<Utc>) -
         lifecycle_attempts: 0,
         revision: 0,
     };
-    FlowRepository::insert(store, &flow, &[]).await.unwrap();
+    store.flows.insert(&flow, &[]).await.unwrap();
     flow
 }
 
-async fn executions(store: &SqliteStore, flow: FlowId) -> Vec<Execution> {
+async fn executions(store: &Store, flow: FlowId) -> Vec<Execution> {
     let query = ExecutionQuery {
         visibility: Visibility::All,
         flow_id: Some(flow),
@@ -103,16 +87,16 @@ async fn executions(store: &SqliteStore, flow: FlowId) -> Vec<Execution> {
         step: None,
         page: PageRequest { size: 100, number: 1 },
     };
-    ExecutionRepository::list(store, &query).await.unwrap().items
+    store.executions.list(&query).await.unwrap().items
 }
 
-fn scheduler(store: &Arc<SqliteStore>, clock: &Arc<ManualClock>) -> Scheduler {
-    Scheduler::new(store.clone(), store.clone(), clock.clone())
+fn scheduler(store: &Store, clock: &Arc<ManualClock>) -> Scheduler {
+    Scheduler::new(store.flows.clone(), store.executions.clone(), clock.clone())
 }
 
 #[tokio::test]
 async fn fires_once_per_due_time() {
-    let db = Db::new();
+    let db = TestDb::create().await;
     let store = db.store().await;
     let flow = scheduled_flow(&store, EVERY_FIVE_MINUTES, at(11, 0, 0)).await;
     let clock = Arc::new(ManualClock::new(at(12, 1, 30)));
@@ -140,7 +124,7 @@ async fn fires_once_per_due_time() {
     for key in ["method", "url", "pathSuffix"] {
         assert!(input[key].is_null(), "{key}");
     }
-    assert_eq!(store.pending_count().await.unwrap(), 1, "one flow.execute event in the outbox");
+    assert_eq!(store.outbox.pending_count().await.unwrap(), 1, "one flow.execute event in the outbox");
 
     // Exactly at the next due time it fires again.
     clock.advance(chrono::Duration::seconds(210));
@@ -150,7 +134,7 @@ async fn fires_once_per_due_time() {
 
 #[tokio::test]
 async fn two_instances_on_one_database_fire_each_due_time_once() {
-    let db = Db::new();
+    let db = TestDb::create().await;
     let first_store = db.store().await;
     let second_store = db.store().await;
     let flows = [
@@ -178,7 +162,7 @@ async fn two_instances_on_one_database_fire_each_due_time_once() {
 
 #[tokio::test]
 async fn downtime_gives_exactly_one_catch_up() {
-    let db = Db::new();
+    let db = TestDb::create().await;
     let store = db.store().await;
     let flow = scheduled_flow(&store, EVERY_FIVE_MINUTES, at(11, 0, 0)).await;
     let clock = Arc::new(ManualClock::new(at(12, 1, 0)));
@@ -197,17 +181,17 @@ async fn downtime_gives_exactly_one_catch_up() {
 
 #[tokio::test]
 async fn inactive_flow_no_longer_fires() {
-    let db = Db::new();
+    let db = TestDb::create().await;
     let store = db.store().await;
     let flow = scheduled_flow(&store, EVERY_FIVE_MINUTES, at(11, 0, 0)).await;
     let clock = Arc::new(ManualClock::new(at(12, 1, 0)));
     let scheduler = scheduler(&store, &clock);
     assert_eq!(scheduler.tick().await.unwrap(), 1);
 
-    let mut stopped = FlowRepository::get(&*store, flow.id).await.unwrap().unwrap();
+    let mut stopped = store.flows.get(flow.id).await.unwrap().unwrap();
     stopped.status = FlowStatus::Inactive;
     stopped.status_changed_at = at(12, 2, 0);
-    FlowRepository::save(&*store, &stopped, &[], None).await.unwrap();
+    store.flows.save(&stopped, &[], None).await.unwrap();
 
     clock.advance(chrono::Duration::minutes(10));
     assert_eq!(scheduler.tick().await.unwrap(), 0);
@@ -216,7 +200,7 @@ async fn inactive_flow_no_longer_fires() {
 
 #[tokio::test]
 async fn no_fire_for_a_due_time_before_activation() {
-    let db = Db::new();
+    let db = TestDb::create().await;
     let store = db.store().await;
     // Active since 12:03; the latest due time at 12:04 is 12:00.
     let flow = scheduled_flow(&store, EVERY_FIVE_MINUTES, at(12, 3, 0)).await;
@@ -231,7 +215,7 @@ async fn no_fire_for_a_due_time_before_activation() {
 
 #[tokio::test]
 async fn invalid_cron_is_skipped_and_others_still_fire() {
-    let db = Db::new();
+    let db = TestDb::create().await;
     let store = db.store().await;
     let bad = scheduled_flow(&store, "not a cron", at(11, 0, 0)).await;
     let good = scheduled_flow(&store, EVERY_FIVE_MINUTES, at(11, 0, 0)).await;
@@ -243,7 +227,7 @@ async fn invalid_cron_is_skipped_and_others_still_fire() {
 
 #[tokio::test]
 async fn spawned_loop_fires_and_stops_on_cancel() {
-    let db = Db::new();
+    let db = TestDb::create().await;
     let store = db.store().await;
     let flow = scheduled_flow(&store, EVERY_FIVE_MINUTES, at(11, 0, 0)).await;
     let clock = Arc::new(ManualClock::new(at(12, 1, 0)));
