@@ -49,7 +49,8 @@ async fn a_call_runs_the_flow_and_sync_answers_with_the_last_output() {
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.body, json!({"greeting": "hello Ada"}));
     let execution = reply.headers["x-execution-id"].to_str().expect("header").to_string();
-    let record = app.wait_for_execution(&app.admin, &execution).await;
+    // webhook -> jq runs inline: the ended execution was stored before the answer.
+    let record = app.get(&format!("/executions/{execution}"), &app.admin).await.body["data"].clone();
     assert_eq!(record["status"], "succeeded");
     assert_eq!(record["flowId"], flow.as_str());
     assert_eq!(record["trigger"]["type"], "webhook");
@@ -94,6 +95,31 @@ async fn unknown_inactive_and_malformed_flows_are_404() {
         let head = app.call_raw(Method::HEAD, &format!("/webhooks/{id}"), None, &[], "").await;
         assert_eq!(head.status, StatusCode::NOT_FOUND);
     }
+}
+
+#[tokio::test]
+async fn a_sync_call_to_a_flow_that_waits_goes_through_a_worker_and_still_answers() {
+    let app = TestApp::spawn().await;
+    let paused = json!({
+        "name": "paused greeter",
+        "graph": {
+            "nodes": [
+                {"id": "in", "componentId": "webhook", "function": "receive"},
+                {"id": "pause", "componentId": "delay", "function": "wait", "fields": {"ms": 1}},
+                {"id": "greet", "componentId": "jq", "function": "transform",
+                 "fields": {"program": "{greeting: (\"hello \" + .data.name)}"}}
+            ],
+            "edges": [{"source": "in", "target": "pause"}, {"source": "pause", "target": "greet"}]
+        }
+    });
+    let flow = app.active_flow(&app.admin, paused).await;
+    let reply = app.hook(&format!("/webhooks/{flow}?sync=true"), &[], &json!({"name": "Bo"})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body, json!({"greeting": "hello Bo"}));
+    let execution = reply.headers["x-execution-id"].to_str().expect("header").to_string();
+    let record = app.get(&format!("/executions/{execution}"), &app.admin).await.body["data"].clone();
+    assert_eq!(record["status"], "succeeded");
+    assert_eq!(record["steps"]["pause"]["status"], "succeeded");
 }
 
 #[tokio::test]
@@ -177,6 +203,14 @@ async fn idempotency_keys_answer_the_first_response_once() {
     let repeated = app.hook(&path, &[("x-request-id", "r-9")], &json!({})).await;
     assert_eq!(by_request_id.body, repeated.body);
     assert_eq!(executions_of(&app, &flow).await, 3);
+    // Synchronous calls run inline; a repeat answers the first call's reply and stores nothing.
+    let sync = format!("/webhooks/{flow}?sync=true");
+    let first = app.hook(&sync, &[("idempotency-key", "s-1")], &json!({"n": 4})).await;
+    let again = app.hook(&sync, &[("idempotency-key", "s-1")], &json!({"n": 5})).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    assert_eq!((first.body.clone(), again.body), (json!({"n": 4}), json!({"n": 4})));
+    assert_eq!(first.headers["x-execution-id"], again.headers["x-execution-id"]);
+    assert_eq!(executions_of(&app, &flow).await, 4);
 }
 
 #[tokio::test]

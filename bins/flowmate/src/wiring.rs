@@ -13,7 +13,7 @@ use flow_domain::actor::Actor;
 use flow_domain::event::names;
 use flow_domain::ids::UserId;
 use flow_domain::permission::{Permission, PermissionSet};
-use flow_domain::ports::ComponentCatalogue;
+use flow_domain::ports::{ComponentCatalogue, InlineRunner};
 use flow_domain::services::{
     AuthService, ComponentService, ExecutionService, FirstAdmin, FlowService, LifecycleListener,
     LoginThrottle, TemplateService, TenantService, ThrottleConfig, UserService, Watchdog, WatchdogConfig,
@@ -127,7 +127,10 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
         let every = Duration::from_secs((config.watchdog_deadline_secs / 4).clamp(1, 15));
         tasks.push(spawn_watchdog(watchdog, every, cancel.clone()));
     }
-    let executor = if runs_engine {
+    // Every role runs synchronous webhook calls to side-effect-free flows inline; only the
+    // engine roles also consume `flow.execute`.
+    let executor = Arc::new(executor(config, &stores, clock.clone())?);
+    let engine = if runs_engine {
         let orchestrator =
             Arc::new(Orchestrator::new(catalogue.clone(), stores.outbox.clone(), clock.clone()));
         tasks.push(
@@ -140,7 +143,6 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
             )
             .await?,
         );
-        let executor = Arc::new(executor(config, &stores, clock.clone())?);
         tasks.push(
             spawn_consumer(
                 buses.subscriber.clone(),
@@ -157,21 +159,21 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
             Arc::new(Scheduler::new(stores.flows.clone(), stores.executions.clone(), clock.clone()));
         let tick = Duration::from_millis(config.scheduler_tick_ms.max(10));
         tasks.push(spawn_scheduler(scheduler, tick, cancel.clone()));
-        Some(executor)
+        Some(executor.clone())
     } else {
         None
     };
     tasks.push(spawn_relay(stores.outbox.clone(), buses.publisher.clone(), cancel.clone()));
     let metrics = crate::telemetry::metrics_handle();
     let router = if serves_api {
-        let state = app_state(config, &stores, &buses, auth, hasher, catalogue, clock);
+        let state = app_state(config, &stores, &buses, auth, hasher, catalogue, clock, executor);
         adapters_http::router(state)
     } else {
         adapters_http::health_router(stores.health.clone(), buses.health.clone())
     };
     let router = router.route("/metrics", axum::routing::get(move || async move { metrics.render() }));
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    Ok(App { router, first_admin, buses, executor, grace, cancel, tasks })
+    Ok(App { router, first_admin, buses, executor: engine, grace, cancel, tasks })
 }
 
 fn executor(config: &Config, stores: &Stores, clock: Arc<dyn Clock>) -> anyhow::Result<Executor> {
@@ -194,6 +196,8 @@ fn executor(config: &Config, stores: &Stores, clock: Arc<dyn Clock>) -> anyhow::
     ))
 }
 
+// Each argument is one of the services the API state is assembled from.
+#[allow(clippy::too_many_arguments)]
 fn app_state(
     config: &Config,
     stores: &Stores,
@@ -202,6 +206,7 @@ fn app_state(
     hasher: Arc<Argon2Hasher>,
     catalogue: Arc<dyn ComponentCatalogue>,
     clock: Arc<dyn Clock>,
+    inline: Arc<dyn InlineRunner>,
 ) -> AppState {
     let flows = Arc::new(FlowService::new(stores.flows.clone(), clock.clone()));
     AppState {
@@ -213,12 +218,10 @@ fn app_state(
         )),
         tenants: Arc::new(TenantService::new(stores.tenants.clone(), clock.clone())),
         templates: Arc::new(TemplateService::new(stores.templates.clone(), flows.clone(), clock.clone())),
-        webhooks: Arc::new(WebhookService::new(
-            stores.flows.clone(),
-            stores.executions.clone(),
-            auth.clone(),
-            clock.clone(),
-        )),
+        webhooks: Arc::new(
+            WebhookService::new(stores.flows.clone(), stores.executions.clone(), auth.clone(), clock.clone())
+                .with_inline_runner(inline),
+        ),
         executions: Arc::new(ExecutionService::new(
             stores.executions.clone(),
             stores.flows.clone(),

@@ -212,7 +212,9 @@ async fn read_call(
 }
 
 async fn answer(state: &AppState, call: &WebhookCall, sync: bool) -> Response {
-    let accepted = match state.webhooks.accept(call).await {
+    let accepted =
+        if sync { state.webhooks.accept_sync(call).await } else { state.webhooks.accept(call).await };
+    let accepted = match accepted {
         Ok(accepted) => accepted,
         Err(err) => return ApiError::from(err).into_response(),
     };
@@ -222,6 +224,10 @@ async fn answer(state: &AppState, call: &WebhookCall, sync: bool) -> Response {
     };
     if sync {
         let timeout = state.config.webhook_sync_timeout;
+        if let Some(ended) = accepted.ended {
+            // Ran inline (or a repeat of a call whose execution ended): no waiting.
+            return webhook_sync::render(execution_id, Some(ended), timeout);
+        }
         return match webhook_sync::wait_for_end(&state.executions, execution_id, timeout).await {
             Ok(outcome) => webhook_sync::render(execution_id, outcome, timeout),
             Err(err) => ApiError::from(err).into_response(),

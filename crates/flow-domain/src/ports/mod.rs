@@ -8,11 +8,13 @@
 
 mod bus;
 mod catalogue;
+mod engine;
 mod security;
 mod storage;
 
 pub use bus::{EventPublisher, EventStream, EventSubscriber};
 pub use catalogue::{ComponentCatalogue, ComponentFunction, ComponentKind, ComponentSpec};
+pub use engine::InlineRunner;
 pub use security::{PasswordHasher, TokenMinter};
 pub use storage::{
     ComponentRepository, ExecutionRepository, FlowRepository, Health, Outbox, StepUsage, StoredEvent,
@@ -21,6 +23,8 @@ pub use storage::{
 
 #[cfg(any(test, feature = "mock"))]
 pub use bus::{MockEventPublisher, MockEventSubscriber};
+#[cfg(any(test, feature = "mock"))]
+pub use engine::MockInlineRunner;
 #[cfg(any(test, feature = "mock"))]
 pub use security::{MockPasswordHasher, MockTokenMinter};
 #[cfg(any(test, feature = "mock"))]

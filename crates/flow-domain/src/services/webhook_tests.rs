@@ -1,6 +1,7 @@
 //! Webhook use-case tests with mocked ports: only active flows accept, every auth mode accepts
 //! the right credential and refuses forged, stale and replayed ones, and a repeated
-//! idempotency key answers the first execution without storing a second.
+//! idempotency key answers the first execution without storing a second; a synchronous call
+//! runs inline when the flow allows it and stores the ended execution once.
 
 use super::identity::AuthService;
 use super::throttle::{LoginThrottle, ThrottleConfig};
@@ -9,11 +10,11 @@ use super::webhooks::{WebhookCall, WebhookMethod, WebhookService};
 use crate::error::ServiceError;
 use crate::event::names;
 use crate::ids::{FlowId, TenantId, TokenId, UserId};
-use crate::model::{AccessToken, Execution, Flow, FlowStatus, Owner, User, UserStatus};
+use crate::model::{AccessToken, Execution, ExecutionStatus, Flow, FlowStatus, Owner, User, UserStatus};
 use crate::permission::Permission;
 use crate::ports::{
-    MockExecutionRepository, MockFlowRepository, MockPasswordHasher, MockTokenMinter, MockTokenRepository,
-    MockUserRepository,
+    MockExecutionRepository, MockFlowRepository, MockInlineRunner, MockPasswordHasher, MockTokenMinter,
+    MockTokenRepository, MockUserRepository,
 };
 use crate::time::{Clock, ManualClock};
 use crate::validate::flow::parse_flow_document;
@@ -284,4 +285,53 @@ fn bearer_and_basic_need_webhooks_execute_and_ownership() {
     let id = foreign.id;
     let service = hook_service(foreign, user(caller_id, tenant, vec![Permission::WebhooksExecute]), 0);
     assert!(refused(block_on(service.accept(&call(id, &[("authorization", "Bearer good-token")])))));
+}
+
+/// A service over `flow` with an inline runner that can (or cannot) run it, storing exactly
+/// one execution: ended and without events when it ran inline, else queued with `flow.execute`.
+fn inline_service(flow: Flow, caller: User, runs_inline: bool) -> WebhookService {
+    let mut flows = MockFlowRepository::new();
+    flows.expect_get().returning(move |id| Ok((id == flow.id).then(|| flow.clone())));
+    let mut executions = MockExecutionRepository::new();
+    executions
+        .expect_insert()
+        .withf(move |e: &Execution, events| {
+            if runs_inline {
+                e.status == ExecutionStatus::Succeeded && events.is_empty()
+            } else {
+                e.status == ExecutionStatus::Queued && events.len() == 1
+            }
+        })
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let mut runner = MockInlineRunner::new();
+    runner.expect_runs_inline().return_const(runs_inline);
+    runner.expect_run_inline().times(usize::from(runs_inline)).returning(|_, mut execution| {
+        execution.status = ExecutionStatus::Succeeded;
+        execution
+    });
+    WebhookService::new(Arc::new(flows), Arc::new(executions), auth(caller), clock())
+        .with_inline_runner(Arc::new(runner))
+}
+
+#[test]
+fn a_synchronous_call_runs_inline_and_stores_the_ended_execution_once() {
+    let (owner, tenant) = (UserId::new(), TenantId::new());
+    let active = flow(FlowStatus::Active, json!({}), owner, tenant);
+    let id = active.id;
+    let service = inline_service(active, user(owner, tenant, vec![]), true);
+    let accepted = block_on(service.accept_sync(&call(id, &[]))).unwrap_or_else(|e| panic!("{e:?}"));
+    let ended = accepted.ended.unwrap_or_else(|| panic!("ran inline"));
+    assert_eq!(ended.status, ExecutionStatus::Succeeded);
+    assert_eq!(accepted.execution_id, Some(ended.id));
+}
+
+#[test]
+fn a_synchronous_call_to_a_flow_with_outside_effects_is_queued_for_a_worker() {
+    let (owner, tenant) = (UserId::new(), TenantId::new());
+    let active = flow(FlowStatus::Active, json!({}), owner, tenant);
+    let id = active.id;
+    let service = inline_service(active, user(owner, tenant, vec![]), false);
+    let accepted = block_on(service.accept_sync(&call(id, &[]))).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(accepted.ended.is_none() && accepted.execution_id.is_some());
 }

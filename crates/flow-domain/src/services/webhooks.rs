@@ -1,6 +1,10 @@
 //! The incoming-webhook use case (SPEC §6): find the active flow, authenticate the caller as
 //! the flow's settings require, and durably record a queued execution with its `flow.execute`
 //! event (once per idempotency key within 24 hours) before anything is answered.
+//!
+//! A synchronous call (`?sync=true`) to a flow the [`InlineRunner`] can run (every node free of
+//! outside effects and waiting) is run in the calling process instead, and the ended execution,
+//! with all its steps, is stored once before the answer: no event, no worker, no polling.
 
 use super::identity::AuthService;
 use super::webhook_auth::{StandardWebhookHeaders, WebhookSettings, verify_hmac, verify_standard_webhook};
@@ -10,7 +14,7 @@ use crate::event::Event;
 use crate::ids::{ExecutionId, FlowId};
 use crate::model::{Execution, Flow, FlowStatus, TriggerInfo, TriggerType};
 use crate::permission::Permission;
-use crate::ports::{ExecutionRepository, FlowRepository};
+use crate::ports::{ExecutionRepository, FlowRepository, InlineRunner};
 use crate::time::Clock;
 use base64::Engine as _;
 use chrono::Duration;
@@ -76,7 +80,7 @@ impl WebhookCall {
 }
 
 /// An accepted call: what the caller is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebhookAccepted {
     /// The request id of the (first) call.
     pub request_id: String,
@@ -84,6 +88,8 @@ pub struct WebhookAccepted {
     pub execution_id: Option<ExecutionId>,
     /// Whether this was a repeat of an earlier call with the same idempotency key.
     pub repeated: bool,
+    /// The execution, already ended and stored, when a synchronous call ran it inline.
+    pub ended: Option<Execution>,
 }
 
 /// The 404 for a flow that is unknown, malformed or not active.
@@ -101,6 +107,7 @@ pub struct WebhookService {
     executions: Arc<dyn ExecutionRepository>,
     auth: Arc<AuthService>,
     clock: Arc<dyn Clock>,
+    inline: Option<Arc<dyn InlineRunner>>,
 }
 
 impl WebhookService {
@@ -111,7 +118,14 @@ impl WebhookService {
         auth: Arc<AuthService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { flows, executions, auth, clock }
+        Self { flows, executions, auth, clock, inline: None }
+    }
+
+    /// Runs synchronous calls to flows that `runner` can run inline in this process.
+    #[must_use]
+    pub fn with_inline_runner(mut self, runner: Arc<dyn InlineRunner>) -> Self {
+        self.inline = Some(runner);
+        self
     }
 
     /// Accepts one call: on success the execution and its `flow.execute` event are stored.
@@ -121,6 +135,21 @@ impl WebhookService {
     /// flow requires authentication and the caller fails it; `Unavailable` when storage is
     /// down (nothing was accepted).
     pub async fn accept(&self, call: &WebhookCall) -> ServiceResult<WebhookAccepted> {
+        self.accept_with(call, false).await
+    }
+
+    /// Accepts a call whose caller waits for the flow's answer: like [`WebhookService::accept`],
+    /// but a flow the inline runner can run is run here and stored once, ended (see the module
+    /// documentation); [`WebhookAccepted::ended`] then holds it. Other flows are queued as by
+    /// `accept`, and the caller waits for the worker.
+    ///
+    /// # Errors
+    /// As [`WebhookService::accept`].
+    pub async fn accept_sync(&self, call: &WebhookCall) -> ServiceResult<WebhookAccepted> {
+        self.accept_with(call, true).await
+    }
+
+    async fn accept_with(&self, call: &WebhookCall, wait: bool) -> ServiceResult<WebhookAccepted> {
         let flow = self.active_flow(&call.flow_id).await?;
         let settings = WebhookSettings::from_flow_settings(&flow.spec.flow_settings);
         let signed_key =
@@ -130,6 +159,7 @@ impl WebhookService {
                 request_id: call.request_id.clone(),
                 execution_id: None,
                 repeated: false,
+                ended: None,
             });
         }
         let now = self.clock.now();
@@ -137,16 +167,25 @@ impl WebhookService {
             TriggerInfo { trigger_type: TriggerType::Webhook, request_id: Some(call.request_id.clone()) };
         let mut execution =
             Execution::queued(flow.id, flow.tenant, flow.owners.clone(), trigger, message_of(call), now);
-        let events = [Event::flow_execute(flow.id, execution.id, now)];
         execution.idempotency_key = idempotency_key(call).or(signed_key);
+        let inline = self.inline.as_ref().filter(|runner| wait && runner.runs_inline(&flow));
+        let (execution, events) = match inline {
+            // A repeated call runs the flow again (it has no outside effects) and is then
+            // answered with the first call's execution by the idempotent insert.
+            Some(runner) => (runner.run_inline(Arc::new(flow), execution).await, Vec::new()),
+            None => {
+                let events = vec![Event::flow_execute(flow.id, execution.id, now)];
+                (execution, events)
+            }
+        };
         if execution.idempotency_key.is_none() {
             self.executions.insert(&execution, &events).await?;
-            return Ok(accepted(&execution, false));
+            return Ok(accepted(execution, false));
         }
         let window_start = now - Duration::hours(IDEMPOTENCY_WINDOW_HOURS);
         match self.executions.insert_idempotent(&execution, &events, window_start).await? {
-            None => Ok(accepted(&execution, false)),
-            Some(first) => Ok(accepted(&first, true)),
+            None => Ok(accepted(execution, false)),
+            Some(first) => Ok(accepted(first, true)),
         }
     }
 
@@ -213,11 +252,12 @@ impl WebhookService {
     }
 }
 
-fn accepted(execution: &Execution, repeated: bool) -> WebhookAccepted {
+fn accepted(execution: Execution, repeated: bool) -> WebhookAccepted {
     WebhookAccepted {
         request_id: execution.trigger.request_id.clone().unwrap_or_default(),
         execution_id: Some(execution.id),
         repeated,
+        ended: execution.status.is_terminal().then_some(execution),
     }
 }
 

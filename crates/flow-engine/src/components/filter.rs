@@ -2,7 +2,6 @@
 //! nothing otherwise.
 
 use async_trait::async_trait;
-use flow_domain::expr::JqProgram;
 use serde_json::{Map, Value};
 
 use super::{CallContext, Component, ComponentError, check_function, required_str};
@@ -21,7 +20,7 @@ impl Component for FilterComponent {
         _ctx: &CallContext,
     ) -> Result<Vec<Value>, ComponentError> {
         check_function(function, "filter")?;
-        let condition = JqProgram::compile(required_str(fields, "condition")?)
+        let condition = super::jq_cache::compiled(required_str(fields, "condition")?)
             .map_err(|e| ComponentError::permanent(format!("invalid jq condition: {e}")))?;
         let holds = condition.holds(msg).map_err(ComponentError::permanent)?;
         Ok(if holds { vec![msg.clone()] } else { Vec::new() })

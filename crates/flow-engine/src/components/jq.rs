@@ -2,7 +2,6 @@
 //! `data` of one emitted message.
 
 use async_trait::async_trait;
-use flow_domain::expr::JqProgram;
 use serde_json::{Map, Value};
 
 use super::{CallContext, Component, ComponentError, check_function, required_str, with_data};
@@ -24,7 +23,7 @@ impl Component for JqComponent {
         _ctx: &CallContext,
     ) -> Result<Vec<Value>, ComponentError> {
         check_function(function, "transform")?;
-        let program = JqProgram::compile(required_str(fields, "program")?)
+        let program = super::jq_cache::compiled(required_str(fields, "program")?)
             .map_err(|e| ComponentError::permanent(format!("invalid jq program: {e}")))?;
         let outputs = program.run(msg, MAX_JQ_OUTPUTS).map_err(ComponentError::permanent)?;
         Ok(outputs.into_iter().map(|data| with_data(msg, data)).collect())

@@ -12,6 +12,7 @@ mod external;
 mod filter;
 mod http;
 mod jq;
+mod jq_cache;
 mod log;
 mod net;
 mod passthrough;

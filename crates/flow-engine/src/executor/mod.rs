@@ -17,8 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flow_domain::event::{Event, names};
 use flow_domain::ids::{ExecutionId, FlowId};
-use flow_domain::model::ExecutionStatus;
-use flow_domain::ports::{ExecutionRepository, FlowRepository};
+use flow_domain::model::{Execution, ExecutionStatus, Flow};
+use flow_domain::ports::{ExecutionRepository, FlowRepository, InlineRunner};
 use flow_domain::time::Clock;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
@@ -158,6 +158,23 @@ impl Executor {
         tracing::warn!(running = *spawned.borrow(), "shutdown grace over; abandoning running executions");
         self.shared.hard_stop.cancel();
         let _ = tokio::time::timeout(grace.max(Duration::from_secs(1)), spawned.wait_for(|n| *n == 0)).await;
+    }
+}
+
+/// Components an inline run may use: no effect outside the execution, bounded running time.
+const INLINE_COMPONENTS: [&str; 6] = ["webhook", "scheduler", "jq", "filter", "log", "code"];
+
+/// Inline runs for synchronous webhook calls: not bounded by the executor's concurrency limits
+/// (the HTTP server's concurrency bounds them) and not stopped by [`Executor::shutdown`]'s
+/// grace, which the server's own graceful shutdown covers.
+#[async_trait]
+impl InlineRunner for Executor {
+    fn runs_inline(&self, flow: &Flow) -> bool {
+        flow.spec.graph.nodes.iter().all(|node| INLINE_COMPONENTS.contains(&node.component_id.as_str()))
+    }
+
+    async fn run_inline(&self, flow: Arc<Flow>, execution: Execution) -> Execution {
+        run::run_inline(&self.shared, flow, execution).await
     }
 }
 

@@ -2,6 +2,9 @@
 //! branches concurrently, and keeps every change to the [`Execution`] in one driver loop that
 //! saves after each finished step invocation and renews the lease every third of it.
 //!
+//! An inline run ([`run_inline`]) walks the same way in memory, in the caller's task: nothing is
+//! saved and no lease is held; the caller stores the ended execution.
+//!
 //! An execution claimed again after its worker died (it already has steps) is resumed by
 //! re-running from the trigger: its steps and counters are cleared first, so step counts stay
 //! those of one complete run (steps with side effects may repeat; delivery is at least once).
@@ -81,6 +84,52 @@ async fn start(shared: &Shared, mut execution: Execution) -> anyhow::Result<Exec
     walk.drive().await
 }
 
+/// Runs the queued `execution` of `flow` to its end in memory (see the module documentation)
+/// and returns it ended.
+pub(super) async fn run_inline(shared: &Shared, flow: Arc<Flow>, mut execution: Execution) -> Execution {
+    let now = shared.clock.now();
+    match transition(execution.status, &ExecutionInput::Claim) {
+        Ok(step) => {
+            execution.status = step.status;
+            execution.started_at = Some(now);
+        }
+        Err(err) => {
+            tracing::warn!(execution_id = %execution.id, error = %err, "inline run of an execution that is not queued");
+            return execution;
+        }
+    }
+    let Some(trigger) = flow.spec.graph.trigger().map(|n| n.id.clone()) else {
+        end_in_memory(shared, &mut execution, ExecutionInput::Fail("The flow has no trigger node.".into()));
+        return execution;
+    };
+    let graph = shared.graphs.get(&flow);
+    let input = execution.input.clone();
+    let mut walk = Walk::new(shared, flow, graph, execution);
+    walk.persist = false;
+    walk.dispatch(&trigger, input);
+    if let Err(err) = walk.drive().await {
+        tracing::warn!(execution_id = %walk.execution.id, error = format!("{err:#}"), "inline run failed");
+    }
+    let mut execution = walk.execution;
+    if !execution.status.is_terminal() {
+        // Abandoned at shutdown: it is stored ended, never as running without a lease.
+        end_in_memory(
+            shared,
+            &mut execution,
+            ExecutionInput::Fail("The process stopped during the run.".into()),
+        );
+    }
+    execution
+}
+
+/// Applies `input`'s transition and effects to an execution held in memory.
+fn end_in_memory(shared: &Shared, execution: &mut Execution, input: ExecutionInput) {
+    if let Ok(step) = transition(execution.status, &input) {
+        execution.status = step.status;
+        apply_effects(execution, &step.effects, shared.clock.now());
+    }
+}
+
 /// Fails the execution as a whole (it cannot run at all).
 async fn fail(shared: &Shared, mut execution: Execution, reason: &str) -> anyhow::Result<ExecutionStatus> {
     tracing::info!(flow_id = %execution.flow_id, execution_id = %execution.id, reason, "execution cannot run");
@@ -116,6 +165,8 @@ struct Walk<'a> {
     runs: usize,
     /// Set when the run hit `max_step_runs`.
     overflow: Option<String>,
+    /// Whether progress is saved (a claimed execution) or kept in memory (an inline run).
+    persist: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -131,6 +182,7 @@ impl<'a> Walk<'a> {
             in_flight: HashMap::new(),
             runs: 0,
             overflow: None,
+            persist: true,
         }
     }
 
@@ -163,12 +215,12 @@ impl<'a> Walk<'a> {
                         return Ok(status);
                     }
                 }
-                _ = renew.tick() => {
+                _ = renew.tick(), if self.persist => {
                     if let Saved::Lost(status) = self.save().await? {
                         return Ok(status);
                     }
                 }
-                _ = watch.tick() => {
+                _ = watch.tick(), if self.persist => {
                     if self.cancelled_in_store().await {
                         self.cancel.cancel();
                         self.tasks.abort_all();
@@ -326,6 +378,9 @@ impl<'a> Walk<'a> {
     /// Saves the execution (extending the lease while it runs); on a lost race, finds out why
     /// and cancels the running components when the execution was cancelled.
     async fn save(&mut self) -> anyhow::Result<Saved> {
+        if !self.persist {
+            return Ok(Saved::Kept);
+        }
         if self.execution.status == ExecutionStatus::Running {
             let lease = chrono::Duration::from_std(self.shared.config.lease)?;
             self.execution.lease_until = Some(self.shared.clock.now() + lease);
