@@ -3,6 +3,7 @@
 //! ([`RandomTokenMinter`]).
 
 mod password;
+mod slots;
 mod token;
 
 pub use password::Argon2Hasher;
