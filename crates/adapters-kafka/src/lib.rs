@@ -6,6 +6,7 @@
 //! when an event is acknowledged (at least once).
 
 mod config;
+mod context;
 mod errors;
 mod publisher;
 mod subscriber;

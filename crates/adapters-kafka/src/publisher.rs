@@ -1,22 +1,34 @@
 //! The publisher: an idempotent `FutureProducer` (`acks=all`) that sends a batch in order,
 //! keyed by the event key, and answers once every event is acknowledged by the broker.
+//!
+//! An idempotent producer can hit a fatal error (librdkafka gives up on a producer id it cannot
+//! keep in sequence); such a producer never delivers again, so it is replaced by a new one and
+//! the publish answers `Unavailable` for the caller to retry.
 
 use crate::config::KafkaConfig;
+use crate::context::KafkaContext;
 use crate::errors::classify;
 use anyhow::Context;
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
-use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+type Inner = FutureProducer<KafkaContext>;
+
+/// The producer in use and how many were replaced before it.
+struct Current {
+    generation: u64,
+    producer: Inner,
+}
 
 /// Publishes events to `<prefix>.<name>` topics. Cheap to clone.
 #[derive(Clone)]
 pub struct KafkaPublisher {
-    producer: FutureProducer,
-    prefix: String,
-    timeout: Duration,
+    current: Arc<RwLock<Current>>,
+    config: Arc<KafkaConfig>,
 }
 
 impl KafkaPublisher {
@@ -25,49 +37,54 @@ impl KafkaPublisher {
     /// # Errors
     /// When librdkafka rejects the configuration.
     pub fn new(config: &KafkaConfig) -> anyhow::Result<Self> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("client.id", &config.client_id)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", config.timeout_ms())
-            .set("socket.timeout.ms", config.timeout_ms())
-            .create()
-            .context("kafka producer")?;
-        Ok(Self { producer, prefix: config.topic_prefix.clone(), timeout: config.timeout })
+        let producer = create(config)?;
+        Ok(Self {
+            current: Arc::new(RwLock::new(Current { generation: 0, producer })),
+            config: Arc::new(config.clone()),
+        })
+    }
+
+    fn producer(&self) -> (u64, Inner) {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        (current.generation, current.producer.clone())
+    }
+
+    /// Replaces the producer of `generation` (unless another publish did already).
+    fn replace(&self, generation: u64) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if current.generation != generation {
+            return;
+        }
+        match create(&self.config) {
+            Ok(producer) => {
+                current.generation += 1;
+                current.producer = producer;
+                tracing::info!(generation = current.generation, "kafka: producer replaced");
+            }
+            Err(err) => tracing::error!(error = %format!("{err:#}"), "kafka: cannot replace the producer"),
+        }
     }
 
     /// Sends `events` in order and waits until the broker acknowledged all of them.
     ///
     /// # Errors
-    /// `Unavailable` for transient failures (broker down, timeout, full queue); `Other` otherwise.
+    /// `Unavailable` for transient failures (broker down, timeout, full queue, a producer that
+    /// had to be replaced); `Other` otherwise.
     pub async fn publish(&self, events: &[Event]) -> Result<(), PortError> {
-        let mut deliveries = Vec::with_capacity(events.len());
-        for event in events {
-            let topic = format!("{}.{}", self.prefix, event.name);
-            let payload = serde_json::to_vec(event).map_err(|e| PortError::Other(e.into()))?;
-            let mut record = FutureRecord::to(&topic).payload(&payload);
-            if let Some(key) = &event.key {
-                record = record.key(key.as_str());
-            }
-            let delivery = self.producer.send_result(record).map_err(|(err, _)| classify(err))?;
-            deliveries.push(delivery);
+        let (generation, producer) = self.producer();
+        let result = send_all(&producer, &self.config.topic_prefix, events).await;
+        if let Some((code, reason)) = producer.client().fatal_error() {
+            tracing::warn!(%code, %reason, "kafka: the producer hit a fatal error; replacing it");
+            self.replace(generation);
+            return Err(PortError::Unavailable(format!("kafka: producer fatal error {code}: {reason}")));
         }
-        for delivery in deliveries {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((err, _))) => return Err(classify(err)),
-                Err(_) => return Err(PortError::Unavailable("kafka producer is shutting down".into())),
-            }
-        }
-        Ok(())
+        result
     }
 
     /// Waits (up to the configured timeout) until every queued message is delivered.
     pub async fn flush(&self) {
-        let producer = self.producer.clone();
-        let timeout = self.timeout;
+        let (_, producer) = self.producer();
+        let timeout = self.config.timeout;
         let flushed = tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout))).await;
         if let Ok(Err(err)) = flushed {
             tracing::warn!(error = %err, "kafka producer flush incomplete");
@@ -79,14 +96,40 @@ impl KafkaPublisher {
     /// # Errors
     /// A short reason.
     pub async fn check(&self) -> Result<(), String> {
-        let producer = self.producer.clone();
-        let timeout = self.timeout.min(Duration::from_secs(3));
+        let (_, producer) = self.producer();
+        let timeout = self.config.timeout.min(Duration::from_secs(3));
         tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout))
             .await
             .map_err(|e| format!("kafka health check: {e}"))?
             .map(|_| ())
             .map_err(|e| format!("kafka: {e}"))
     }
+}
+
+fn create(config: &KafkaConfig) -> anyhow::Result<Inner> {
+    config.producer().create_with_context(KafkaContext).context("kafka producer")
+}
+
+async fn send_all(producer: &Inner, prefix: &str, events: &[Event]) -> Result<(), PortError> {
+    let mut deliveries = Vec::with_capacity(events.len());
+    for event in events {
+        let topic = format!("{prefix}.{}", event.name);
+        let payload = serde_json::to_vec(event).map_err(|e| PortError::Other(e.into()))?;
+        let mut record = FutureRecord::to(&topic).payload(&payload);
+        if let Some(key) = &event.key {
+            record = record.key(key.as_str());
+        }
+        let delivery = producer.send_result(record).map_err(|(err, _)| classify(err))?;
+        deliveries.push(delivery);
+    }
+    for delivery in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((err, _))) => return Err(classify(err)),
+            Err(_) => return Err(PortError::Unavailable("kafka producer is shutting down".into())),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! auto-committing only the offsets stored by `ack` (at least once).
 
 use crate::config::KafkaConfig;
+use crate::context::KafkaContext;
 use crate::errors::classify;
 use crate::topics;
 use async_trait::async_trait;
@@ -9,7 +10,6 @@ use flow_domain::error::PortError;
 use flow_domain::event::Event;
 use flow_domain::ids::EventId;
 use flow_domain::ports::EventStream;
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -22,7 +22,7 @@ type Position = (String, i32, i64);
 /// A subscription of one group member. Dropping it leaves the group and commits the offsets
 /// stored by `ack`; unacknowledged events are redelivered to the group.
 pub struct KafkaStream {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<KafkaContext>,
     /// Delivered, not yet acknowledged events (one id may sit at several offsets when the
     /// relay published it twice).
     delivered: HashMap<EventId, Vec<Position>>,
@@ -43,17 +43,9 @@ impl KafkaStream {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, PortError> {
         topics::ensure(config, names).await.map_err(|e| PortError::Unavailable(format!("{e:#}")))?;
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("client.id", &config.client_id)
-            .set("group.id", config.group(group))
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            // A member that dies is noticed (and its partitions handed over) within 10 s.
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .create()
+        let consumer: StreamConsumer<KafkaContext> = config
+            .consumer(&config.group(group))
+            .create_with_context(KafkaContext)
             .map_err(|e| PortError::Other(anyhow::Error::new(e).context("kafka consumer")))?;
         let topics: Vec<String> = names.iter().map(|n| config.topic(n)).collect();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();

@@ -1,11 +1,10 @@
 //! Topic creation: one topic per event name, created with the admin client when missing.
 
 use crate::config::KafkaConfig;
+use crate::context::KafkaContext;
 use anyhow::{Context, bail};
 use flow_domain::event::names;
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 
 /// Every event name of SPEC §5; their topics are created at connect.
@@ -28,11 +27,8 @@ pub(crate) const ALL_NAMES: &[&str] = &[
 
 /// Creates the topics of `event_names` that do not exist yet; existing ones are left as they are.
 pub(crate) async fn ensure(config: &KafkaConfig, event_names: &[&str]) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("client.id", &config.client_id)
-        .create()
-        .context("kafka admin client")?;
+    let admin: AdminClient<KafkaContext> =
+        config.admin().create_with_context(KafkaContext).context("kafka admin client")?;
     let names: Vec<String> = event_names.iter().map(|n| config.topic(n)).collect();
     let new: Vec<NewTopic<'_>> = names
         .iter()
