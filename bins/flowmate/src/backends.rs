@@ -9,8 +9,8 @@ use adapters_postgres::{PostgresConfig, PostgresStore};
 use adapters_sqlite::{SqliteConfig, SqliteStore};
 use anyhow::Context;
 use flow_domain::ports::{
-    ComponentRepository, EventPublisher, EventSubscriber, ExecutionRepository, FlowRepository, Health,
-    Outbox, TemplateRepository, TenantRepository, TokenRepository, UserRepository,
+    ComponentRepository, EventPublisher, EventSubscriber, ExecutionRepository, ExecutionRetention,
+    FlowRepository, Health, Outbox, TemplateRepository, TenantRepository, TokenRepository, UserRepository,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,8 @@ pub struct Stores {
     pub outbox: Arc<dyn Outbox>,
     /// Executions.
     pub executions: Arc<dyn ExecutionRepository>,
+    /// Deleting executions past their retention.
+    pub retention: Arc<dyn ExecutionRetention>,
     /// External components.
     pub components: Arc<dyn ComponentRepository>,
     /// Readiness, for `/healthcheck`.
@@ -49,6 +51,7 @@ impl Stores {
             + TokenRepository
             + Outbox
             + ExecutionRepository
+            + ExecutionRetention
             + ComponentRepository
             + Health
             + 'static,
@@ -61,6 +64,7 @@ impl Stores {
             tokens: store.clone(),
             outbox: store.clone(),
             executions: store.clone(),
+            retention: store.clone(),
             components: store.clone(),
             health: store,
         }

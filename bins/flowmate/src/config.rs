@@ -138,6 +138,11 @@ pub struct Config {
     /// dies is detected this long after its last renewal.
     #[arg(long, env = "FLOWMATE_EXECUTION_LEASE_SECS", default_value_t = 30, global = true)]
     pub execution_lease_secs: u64,
+    /// How long ended executions (with their steps) are kept after they finished: a whole
+    /// number with a unit, `s`, `m`, `h` or `d` (e.g. `7d`, `12h`); `0` or `off` keeps them
+    /// forever. The worker roles delete older ones every minute, oldest first.
+    #[arg(long, env = "FLOWMATE_EXECUTION_RETENTION", default_value = crate::retention::Retention::DEFAULT, global = true)]
+    pub execution_retention: crate::retention::Retention,
     /// Times an execution is re-run after its worker was lost before it is failed.
     #[arg(long, env = "FLOWMATE_EXECUTION_MAX_ATTEMPTS", default_value_t = 3, global = true)]
     pub execution_max_attempts: u32,

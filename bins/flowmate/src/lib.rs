@@ -4,6 +4,7 @@
 pub mod backends;
 pub mod commands;
 pub mod config;
+pub mod retention;
 pub mod telemetry;
 pub mod wiring;
 

@@ -159,6 +159,13 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
             Arc::new(Scheduler::new(stores.flows.clone(), stores.executions.clone(), clock.clone()));
         let tick = Duration::from_millis(config.scheduler_tick_ms.max(10));
         tasks.push(spawn_scheduler(scheduler, tick, cancel.clone()));
+        let retention = config.execution_retention;
+        tasks.extend(crate::retention::spawn_purge(
+            retention,
+            stores.retention.clone(),
+            clock.clone(),
+            cancel.clone(),
+        ));
         Some(executor.clone())
     } else {
         None

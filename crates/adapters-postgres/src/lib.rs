@@ -17,6 +17,7 @@ mod identity;
 mod listener;
 mod listing;
 mod outbox;
+mod retention;
 mod rows;
 mod sql;
 mod store;

@@ -62,6 +62,8 @@ contract_tests!(
     executions_insert_idempotent_takes_over_an_old_key,
     executions_insert_idempotent_keys_are_per_flow,
     executions_insert_idempotent_concurrent_calls,
+    executions_purge_ended_before,
+    executions_purge_with_an_early_cutoff_deletes_nothing,
     components_round_trip_and_duplicates,
     components_list_visibility,
     outbox_append_claim_publish,

@@ -18,6 +18,7 @@ mod flows;
 mod identity;
 mod listing;
 mod outbox;
+mod retention;
 mod rows;
 mod sql;
 mod store;

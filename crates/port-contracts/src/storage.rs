@@ -11,7 +11,8 @@
 //!
 //! Rows are named with unique markers, so every contract but the outbox ones may share a
 //! database with other runs; the outbox contracts (and the flow/template/user contracts that
-//! check what was appended to the outbox) need an outbox no other test uses at the same time.
+//! check what was appended to the outbox) need an outbox no other test uses at the same time,
+//! and the retention contracts need executions ended in 1985 to be their own.
 
 pub mod components;
 pub mod execution_reads;
@@ -22,12 +23,13 @@ pub mod flows;
 pub mod idempotency;
 pub mod identity;
 pub mod outbox;
+pub mod retention;
 pub mod templates;
 pub mod visibility;
 
 use flow_domain::ports::{
-    ComponentRepository, ExecutionRepository, FlowRepository, Outbox, TemplateRepository, TenantRepository,
-    TokenRepository, UserRepository,
+    ComponentRepository, ExecutionRepository, ExecutionRetention, FlowRepository, Outbox, TemplateRepository,
+    TenantRepository, TokenRepository, UserRepository,
 };
 use futures::future::BoxFuture;
 use std::any::Any;
@@ -49,6 +51,8 @@ pub struct StoragePorts {
     pub tokens: Arc<dyn TokenRepository>,
     /// Executions.
     pub executions: Arc<dyn ExecutionRepository>,
+    /// Deleting executions past their retention.
+    pub retention: Arc<dyn ExecutionRetention>,
     /// External components.
     pub components: Arc<dyn ComponentRepository>,
     /// The outbox.
@@ -67,6 +71,7 @@ impl StoragePorts {
             + TenantRepository
             + TokenRepository
             + ExecutionRepository
+            + ExecutionRetention
             + ComponentRepository
             + Outbox
             + 'static,
@@ -79,6 +84,7 @@ impl StoragePorts {
             tenants: store.clone(),
             tokens: store.clone(),
             executions: store.clone(),
+            retention: store.clone(),
             components: store.clone(),
             outbox: store,
             keep_alive: None,
@@ -167,6 +173,12 @@ pub fn contracts() -> Vec<Contract> {
         }),
         contract!("executions_insert_idempotent_concurrent_calls", |p| {
             idempotency::insert_idempotent_concurrent_calls(p.executions, p.outbox)
+        }),
+        contract!("executions_purge_ended_before", |p| {
+            retention::purge_ended_before(p.executions, p.retention)
+        }),
+        contract!("executions_purge_with_an_early_cutoff_deletes_nothing", |p| {
+            retention::purge_with_an_early_cutoff_deletes_nothing(p.executions, p.retention)
         }),
         contract!("components_round_trip_and_duplicates", |p| components::round_trip_and_duplicates(
             p.components

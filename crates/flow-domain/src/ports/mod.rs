@@ -9,12 +9,14 @@
 mod bus;
 mod catalogue;
 mod engine;
+mod retention;
 mod security;
 mod storage;
 
 pub use bus::{EventPublisher, EventStream, EventSubscriber};
 pub use catalogue::{ComponentCatalogue, ComponentFunction, ComponentKind, ComponentSpec};
 pub use engine::InlineRunner;
+pub use retention::ExecutionRetention;
 pub use security::{PasswordHasher, TokenMinter};
 pub use storage::{
     ComponentRepository, ExecutionRepository, FlowRepository, Health, Outbox, StepUsage, StoredEvent,
@@ -25,6 +27,8 @@ pub use storage::{
 pub use bus::{MockEventPublisher, MockEventSubscriber};
 #[cfg(any(test, feature = "mock"))]
 pub use engine::MockInlineRunner;
+#[cfg(any(test, feature = "mock"))]
+pub use retention::MockExecutionRetention;
 #[cfg(any(test, feature = "mock"))]
 pub use security::{MockPasswordHasher, MockTokenMinter};
 #[cfg(any(test, feature = "mock"))]

@@ -7,6 +7,7 @@
 mod backoff;
 mod consumer;
 mod relay;
+mod retention;
 #[cfg(test)]
 mod tests;
 mod watchdog;
@@ -14,4 +15,5 @@ mod watchdog;
 pub use crate::handler::{EventHandler, LifecycleHandler};
 pub use consumer::{MAX_ATTEMPTS, is_transient, spawn_consumer};
 pub use relay::{RELAY_BATCH, relay_once, spawn_relay};
+pub use retention::spawn_retention;
 pub use watchdog::spawn_watchdog;

@@ -1,0 +1,39 @@
+//! `ExecutionRetention`: deletes executions that ended before a cutoff, oldest first, one
+//! bounded batch per group-commit job. Their owner rows go by `ON DELETE CASCADE`; their steps
+//! live in the row's `doc`. The partial index `executions_by_finish` (migration 0004) finds
+//! the oldest ended rows without scanning the table.
+
+use crate::error::port_error;
+use crate::sql::millis;
+use crate::store::SqliteStore;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use flow_domain::error::PortError;
+use flow_domain::model::ExecutionStatus;
+use flow_domain::ports::ExecutionRetention;
+
+/// Ended statuses only: a queued or running execution is never deleted, whatever its age.
+const PURGE_SQL: &str = "DELETE FROM executions WHERE id IN ( \
+       SELECT id FROM executions \
+       WHERE finished_at IS NOT NULL AND finished_at < ? AND status IN (?, ?, ?) \
+       ORDER BY finished_at LIMIT ?)";
+
+#[async_trait]
+impl ExecutionRetention for SqliteStore {
+    async fn purge_ended_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, PortError> {
+        let query = sqlx::query(PURGE_SQL)
+            .bind(millis(before))
+            .bind(ExecutionStatus::Succeeded.as_str())
+            .bind(ExecutionStatus::Failed.as_str())
+            .bind(ExecutionStatus::Cancelled.as_str())
+            .bind(i64::from(limit));
+        self.write(false, move |tx| {
+            Box::pin(async move {
+                // Counts the execution rows only (cascaded owner rows are not counted).
+                let done = query.execute(&mut *tx).await.map_err(port_error)?;
+                Ok(done.rows_affected())
+            })
+        })
+        .await
+    }
+}
