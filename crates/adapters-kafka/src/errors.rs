@@ -34,11 +34,31 @@ pub(crate) fn is_transient(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// Whether `code` says the producer's idempotence state (producer id, epoch, sequence numbers)
+/// no longer matches the broker's: a new producer starts afresh.
+pub(crate) fn needs_new_producer(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::Fatal
+            | C::Inconsistent
+            | C::Fenced
+            | C::OutOfOrderSequenceNumber
+            | C::DuplicateSequenceNumber
+            | C::InvalidProducerEpoch
+            | C::InvalidProducerIdMapping
+            | C::UnknownProducerId
+            | C::ProducerFenced
+    )
+}
+
 /// The port error for `err`.
 pub(crate) fn classify(err: KafkaError) -> PortError {
     match err.rdkafka_error_code() {
-        Some(code) if is_transient(code) => PortError::Unavailable(format!("kafka: {err}")),
-        _ => PortError::Other(anyhow::Error::new(err).context("kafka")),
+        Some(code) if is_transient(code) || needs_new_producer(code) => {
+            PortError::Unavailable(format!("kafka: {err}"))
+        }
+        _ => PortError::Other(anyhow::anyhow!("kafka: {err}")),
     }
 }
 

@@ -7,10 +7,11 @@
 
 use crate::config::KafkaConfig;
 use crate::context::KafkaContext;
-use crate::errors::classify;
+use crate::errors::{classify, needs_new_producer};
 use anyhow::Context;
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use std::sync::{Arc, RwLock};
@@ -78,7 +79,13 @@ impl KafkaPublisher {
             self.replace(generation);
             return Err(PortError::Unavailable(format!("kafka: producer fatal error {code}: {reason}")));
         }
-        result
+        if let Err(SendError { code: Some(code), .. }) = &result
+            && needs_new_producer(*code)
+        {
+            tracing::warn!(%code, "kafka: the producer's idempotence state is out of step; replacing it");
+            self.replace(generation);
+        }
+        result.map_err(|e| e.error)
     }
 
     /// Waits (up to the configured timeout) until every queued message is delivered.
@@ -110,7 +117,25 @@ fn create(config: &KafkaConfig) -> anyhow::Result<Inner> {
     config.producer().create_with_context(KafkaContext).context("kafka producer")
 }
 
-async fn send_all(producer: &Inner, prefix: &str, events: &[Event]) -> Result<(), PortError> {
+/// A failed send: the port error and librdkafka's code, when it has one.
+struct SendError {
+    error: PortError,
+    code: Option<RDKafkaErrorCode>,
+}
+
+impl SendError {
+    fn kafka(err: KafkaError) -> Self {
+        Self { code: err.rdkafka_error_code(), error: classify(err) }
+    }
+}
+
+impl From<PortError> for SendError {
+    fn from(error: PortError) -> Self {
+        Self { error, code: None }
+    }
+}
+
+async fn send_all(producer: &Inner, prefix: &str, events: &[Event]) -> Result<(), SendError> {
     let mut deliveries = Vec::with_capacity(events.len());
     for event in events {
         let topic = format!("{prefix}.{}", event.name);
@@ -119,14 +144,14 @@ async fn send_all(producer: &Inner, prefix: &str, events: &[Event]) -> Result<()
         if let Some(key) = &event.key {
             record = record.key(key.as_str());
         }
-        let delivery = producer.send_result(record).map_err(|(err, _)| classify(err))?;
+        let delivery = producer.send_result(record).map_err(|(err, _)| SendError::kafka(err))?;
         deliveries.push(delivery);
     }
     for delivery in deliveries {
         match delivery.await {
             Ok(Ok(_)) => {}
-            Ok(Err((err, _))) => return Err(classify(err)),
-            Err(_) => return Err(PortError::Unavailable("kafka producer is shutting down".into())),
+            Ok(Err((err, _))) => return Err(SendError::kafka(err)),
+            Err(_) => return Err(PortError::Unavailable("kafka producer is shutting down".into()).into()),
         }
     }
     Ok(())
