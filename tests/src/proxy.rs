@@ -23,13 +23,25 @@ impl Proxy {
         Self::serve(listener, upstream)
     }
 
-    /// Forwards from `listener` (bound by the caller) to `upstream`.
+    /// Forwards from `listener` (bound by the caller) to `upstream`. The proxy runs on its own
+    /// thread and runtime, so a test runtime whose workers are busy (or blocked in a client
+    /// library waiting for the very backend behind the proxy) never stalls the forwarding.
     pub fn serve(listener: TcpListener, upstream: String) -> Self {
         let port = listener.local_addr().expect("addr").port();
+        let listener = listener.into_std().expect("std listener");
         let down = Arc::new(AtomicBool::new(false));
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let (is_down, tracked) = (down.clone(), connections.clone());
-        tokio::spawn(async move {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("test-proxy")
+            .enable_all()
+            .build()
+            .expect("proxy runtime");
+        let handle = runtime.handle().clone();
+        std::thread::spawn(move || runtime.block_on(std::future::pending::<()>()));
+        handle.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("proxy listener");
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if is_down.load(Ordering::SeqCst) {
                     continue; // dropped: the client sees the connection closed
