@@ -8,6 +8,7 @@ use adapters_kafka::{KafkaBus, KafkaConfig};
 use adapters_postgres::{PostgresConfig, PostgresStore};
 use adapters_sqlite::{SqliteConfig, SqliteStore};
 use anyhow::Context;
+use flow_domain::cache::FlowCache;
 use flow_domain::ports::{
     ComponentRepository, EventPublisher, EventSubscriber, ExecutionRepository, ExecutionRetention,
     FlowRepository, Health, Outbox, TemplateRepository, TenantRepository, TokenRepository, UserRepository,
@@ -18,8 +19,10 @@ use std::time::Duration;
 /// Every storage port of one store.
 #[derive(Clone)]
 pub struct Stores {
-    /// Flows.
+    /// Flows, for everything that writes them or needs the latest state.
     pub flows: Arc<dyn FlowRepository>,
+    /// Flows, read through the flow cache (the webhook and execution paths).
+    pub cached_flows: Arc<dyn FlowRepository>,
     /// Templates.
     pub templates: Arc<dyn TemplateRepository>,
     /// Users.
@@ -41,6 +44,15 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// Puts `cache` in front of the flows: every writer forgets what it changes, and the
+    /// webhook and execution paths read through it.
+    #[must_use]
+    pub fn with_flow_cache(mut self, cache: &FlowCache) -> Self {
+        self.flows = cache.writer();
+        self.cached_flows = cache.reader();
+        self
+    }
+
     /// The ports of `store`, which implements them all.
     pub fn of<S>(store: Arc<S>) -> Self
     where
@@ -58,6 +70,7 @@ impl Stores {
     {
         Self {
             flows: store.clone(),
+            cached_flows: store.clone(),
             templates: store.clone(),
             users: store.clone(),
             tenants: store.clone(),

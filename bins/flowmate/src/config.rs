@@ -149,6 +149,11 @@ pub struct Config {
     /// Seconds a `?sync=true` webhook call waits for its execution before answering 504.
     #[arg(long, env = "FLOWMATE_WEBHOOK_SYNC_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub webhook_sync_timeout_secs: u64,
+    /// Milliseconds a flow read by the webhook and execution paths is kept in memory (`0`: not
+    /// cached). Changes made through this process are seen at once; with several `api`
+    /// processes, a change made through another one is seen after at most this long.
+    #[arg(long, env = "FLOWMATE_FLOW_CACHE_TTL_MS", default_value_t = 1000, global = true)]
+    pub flow_cache_ttl_ms: u64,
     /// Milliseconds between two looks of the cron scheduler at the scheduled flows.
     #[arg(long, env = "FLOWMATE_SCHEDULER_TICK_MS", default_value_t = 1000, global = true)]
     pub scheduler_tick_ms: u64,

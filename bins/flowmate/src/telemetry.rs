@@ -6,6 +6,9 @@ use crate::config::{Config, LogFormat};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::io::IsTerminal;
 use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber.
@@ -26,13 +29,39 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }
 
+/// Upper bounds (seconds) of the latency histograms' buckets.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// How often recorded histogram samples are folded into their buckets when nobody scrapes
+/// `/metrics` (they are kept until then).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds recorded samples into the histograms every few seconds until `cancel`, so memory
+/// stays flat under load whether or not `/metrics` is scraped.
+pub fn spawn_metrics_upkeep(handle: PrometheusHandle, cancel: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = every.tick() => handle.run_upkeep(),
+            }
+        }
+    })
+}
+
 /// The process-wide Prometheus recorder, installed on first use (a process has one recorder,
 /// however many applications it builds, as tests do).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Fixed buckets: a histogram is a few counters, not a summary over kept samples.
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+                .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");

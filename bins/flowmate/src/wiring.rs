@@ -10,6 +10,7 @@ use adapters_crypto::{Argon2Hasher, RandomTokenMinter};
 use adapters_http::{AppState, HttpConfig};
 use anyhow::bail;
 use flow_domain::actor::Actor;
+use flow_domain::cache::FlowCache;
 use flow_domain::event::names;
 use flow_domain::ids::UserId;
 use flow_domain::permission::{Permission, PermissionSet};
@@ -83,9 +84,12 @@ fn auth_service(
 /// # Errors
 /// Invalid configuration, unreachable storage or broker, failed migrations.
 pub async fn start(config: &Config) -> anyhow::Result<App> {
-    let stores = open_storage(config).await?;
-    let buses = open_bus(config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let stores = open_storage(config).await?;
+    let flow_cache_ttl = chrono::Duration::milliseconds(i64::try_from(config.flow_cache_ttl_ms).unwrap_or(0));
+    let flow_cache = FlowCache::new(stores.flows.clone(), clock.clone(), flow_cache_ttl);
+    let stores = stores.with_flow_cache(&flow_cache);
+    let buses = open_bus(config).await?;
     let hasher = Arc::new(Argon2Hasher::with_cost(config.argon2_memory_kib, config.argon2_iterations)?);
     let auth = Arc::new(auth_service(config, &stores, hasher.clone(), clock.clone()));
     let first_admin = match config.role {
@@ -172,6 +176,7 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
     };
     tasks.push(spawn_relay(stores.outbox.clone(), buses.publisher.clone(), cancel.clone()));
     let metrics = crate::telemetry::metrics_handle();
+    tasks.push(crate::telemetry::spawn_metrics_upkeep(metrics.clone(), cancel.clone()));
     let router = if serves_api {
         let state = app_state(config, &stores, &buses, auth, hasher, catalogue, clock, executor);
         adapters_http::router(state)
@@ -189,7 +194,7 @@ fn executor(config: &Config, stores: &Stores, clock: Arc<dyn Clock>) -> anyhow::
         .with_externals(stores.components.clone());
     Ok(Executor::new(
         stores.executions.clone(),
-        stores.flows.clone(),
+        stores.cached_flows.clone(),
         Arc::new(registry),
         clock,
         ExecutorConfig {
@@ -226,8 +231,13 @@ fn app_state(
         tenants: Arc::new(TenantService::new(stores.tenants.clone(), clock.clone())),
         templates: Arc::new(TemplateService::new(stores.templates.clone(), flows.clone(), clock.clone())),
         webhooks: Arc::new(
-            WebhookService::new(stores.flows.clone(), stores.executions.clone(), auth.clone(), clock.clone())
-                .with_inline_runner(inline),
+            WebhookService::new(
+                stores.cached_flows.clone(),
+                stores.executions.clone(),
+                auth.clone(),
+                clock.clone(),
+            )
+            .with_inline_runner(inline),
         ),
         executions: Arc::new(ExecutionService::new(
             stores.executions.clone(),

@@ -5,6 +5,7 @@
 //! implement the traits in [`ports`]; the services in [`services`] hold them as `Arc<dyn ...>`.
 
 pub mod actor;
+pub mod cache;
 pub mod error;
 pub mod event;
 pub mod execution_lifecycle;
