@@ -58,29 +58,51 @@ static KEY_HOLDER_SQL: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE flow_id = ? AND idempotency_key = ?")
 });
 
-/// Inserts `execution` with its owners and appends `events`, inside `tx`.
-async fn insert_in(tx: &mut Tx, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
-    let id = execution.id.to_string();
-    let values = execution_insert_values(execution)?;
-    bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())).bind(id.clone()), &values)
-        .bind(execution.revision)
-        .execute(&mut *tx)
-        .await
-        .map_err(unique_as("execution id"))?;
-    EXECUTIONS.replace_owners(tx, &id, &execution.owners).await?;
-    append_events(tx, events).await
+/// An execution ready to insert: its row values are serialized by the caller, so the single
+/// writer only binds them.
+struct NewRow {
+    id: String,
+    flow_id: String,
+    idempotency_key: Option<String>,
+    values: Vec<Arg>,
+    revision: i64,
+    events: Vec<Event>,
 }
 
-/// The execution of `execution`'s flow holding its idempotency key, if any (read in `tx`).
-async fn key_holder(tx: &mut Tx, execution: &Execution) -> Result<Option<Execution>, PortError> {
-    let Some(key) = &execution.idempotency_key else { return Ok(None) };
-    let row = sqlx::query_as::<_, ExecutionRow>(AssertSqlSafe(KEY_HOLDER_SQL.as_str()))
-        .bind(execution.flow_id.to_string())
-        .bind(key.clone())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(port_error)?;
-    row.map(Execution::try_from).transpose()
+impl NewRow {
+    fn of(execution: &Execution, events: &[Event]) -> Result<Self, PortError> {
+        Ok(Self {
+            id: execution.id.to_string(),
+            flow_id: execution.flow_id.to_string(),
+            idempotency_key: execution.idempotency_key.clone(),
+            values: execution_insert_values(execution)?,
+            revision: execution.revision,
+            events: events.to_vec(),
+        })
+    }
+
+    /// Inserts the row with its owners and appends the events, inside `tx`.
+    async fn insert_in(&self, tx: &mut Tx) -> Result<(), PortError> {
+        bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())).bind(self.id.clone()), &self.values)
+            .bind(self.revision)
+            .execute(&mut *tx)
+            .await
+            .map_err(unique_as("execution id"))?;
+        // `execution_owners` follows the `owners` column by trigger (migration 0005).
+        append_events(tx, &self.events).await
+    }
+
+    /// The execution of the same flow holding this row's idempotency key, if any (read in `tx`).
+    async fn key_holder(&self, tx: &mut Tx) -> Result<Option<Execution>, PortError> {
+        let Some(key) = &self.idempotency_key else { return Ok(None) };
+        let row = sqlx::query_as::<_, ExecutionRow>(AssertSqlSafe(KEY_HOLDER_SQL.as_str()))
+            .bind(self.flow_id.clone())
+            .bind(key.clone())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(port_error)?;
+        row.map(Execution::try_from).transpose()
+    }
 }
 
 /// One conditional statement, run by the single writer, so two claims never both succeed.
@@ -96,11 +118,8 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
 #[async_trait]
 impl ExecutionRepository for SqliteStore {
     async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
-        let (execution, events) = (execution.clone(), events.to_vec());
-        self.write(!events.is_empty(), move |tx| {
-            Box::pin(async move { insert_in(tx, &execution, &events).await })
-        })
-        .await
+        let row = NewRow::of(execution, events)?;
+        self.write(!events.is_empty(), move |tx| Box::pin(async move { row.insert_in(tx).await })).await
     }
 
     async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, PortError> {
@@ -166,7 +185,7 @@ impl ExecutionRepository for SqliteStore {
     async fn save(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
         let id = execution.id.to_string();
         let values = execution_values(execution)?;
-        let (revision, owners, events) = (execution.revision, execution.owners.clone(), events.to_vec());
+        let (revision, events) = (execution.revision, events.to_vec());
         self.write(!events.is_empty(), move |tx| {
             Box::pin(async move {
                 let updated = bind_args!(sqlx::query(AssertSqlSafe(UPDATE_SQL.as_str())), &values)
@@ -178,7 +197,7 @@ impl ExecutionRepository for SqliteStore {
                 if updated.rows_affected() == 0 {
                     return Err(EXECUTIONS.missing_or_conflict(tx, &id).await);
                 }
-                EXECUTIONS.replace_owners(tx, &id, &owners).await?;
+                // `execution_owners` follows the `owners` column by trigger (migration 0005).
                 append_events(tx, &events).await
             })
         })
@@ -210,10 +229,10 @@ impl ExecutionRepository for SqliteStore {
         // One job of the single writer: the lookup and the insert are never interleaved with
         // another call's, so of two calls with one key exactly one inserts (a later job of the
         // same batch sees the earlier one's insert).
-        let (execution, events) = (execution.clone(), events.to_vec());
+        let row = NewRow::of(execution, events)?;
         self.write(!events.is_empty(), move |tx| {
             Box::pin(async move {
-                if let Some(holder) = key_holder(tx, &execution).await? {
+                if let Some(holder) = row.key_holder(tx).await? {
                     if holder.created_at >= window_start {
                         return Ok(Some(holder));
                     }
@@ -225,7 +244,7 @@ impl ExecutionRepository for SqliteStore {
                         .await
                         .map_err(port_error)?;
                 }
-                insert_in(tx, &execution, &events).await?;
+                row.insert_in(tx).await?;
                 Ok(None)
             })
         })

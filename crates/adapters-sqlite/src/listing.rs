@@ -96,19 +96,30 @@ impl Resource {
             .execute(&mut *tx)
             .await
             .map_err(port_error)?;
+        self.insert_owners(tx, id, owners).await
+    }
+
+    /// Adds `owners` to the row `id` (one statement; duplicates are ignored).
+    pub(crate) async fn insert_owners(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        owners: &[Owner],
+    ) -> Result<(), PortError> {
+        if owners.is_empty() {
+            return Ok(());
+        }
+        let rows = vec!["(?, ?, ?)"; owners.len()].join(", ");
         let insert = format!(
-            "INSERT OR IGNORE INTO {} ({}, owner_id, owner_type) VALUES (?, ?, ?)",
+            "INSERT OR IGNORE INTO {} ({}, owner_id, owner_type) VALUES {rows}",
             self.owners_table, self.owner_fk
         );
+        let mut query = sqlx::query(AssertSqlSafe(insert));
         for owner in owners {
-            sqlx::query(AssertSqlSafe(insert.as_str()))
-                .bind(id.to_string())
-                .bind(owner.id.to_string())
-                .bind(owner_type_name(owner.owner_type))
-                .execute(&mut *tx)
-                .await
-                .map_err(port_error)?;
+            query =
+                query.bind(id.to_string()).bind(owner.id.to_string()).bind(owner_type_name(owner.owner_type));
         }
+        query.execute(&mut *tx).await.map_err(port_error)?;
         Ok(())
     }
 

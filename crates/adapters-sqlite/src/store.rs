@@ -82,7 +82,9 @@ impl SqliteStore {
             .filename(&config.path)
             .foreign_keys(true)
             .busy_timeout(config.busy_timeout)
-            .synchronous(synchronous);
+            .synchronous(synchronous)
+            // Savepoint sub-journals (one per group-commit job) stay in memory, not temp files.
+            .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)

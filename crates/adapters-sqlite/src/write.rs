@@ -238,31 +238,41 @@ impl Writer {
         conn: &mut PoolConnection<Sqlite>,
         batch: impl ExactSizeIterator<Item = Job>,
     ) -> bool {
-        if let Err(e) = execute(conn, "BEGIN IMMEDIATE").await {
-            fail_all(batch, &e);
+        // Savepoint statements ride along with the statement before them (one round trip to
+        // the connection's thread instead of two): `BEGIN IMMEDIATE; SAVEPOINT job`, then after
+        // each job `RELEASE job; SAVEPOINT job` (or `ROLLBACK TO job; ...` when it failed),
+        // and finally `RELEASE job; COMMIT`.
+        if batch.len() == 0 {
             return true;
+        }
+        if let Err(e) = execute(conn, "BEGIN IMMEDIATE; SAVEPOINT job").await {
+            // Either `BEGIN` failed (nothing to undo) or the savepoint did (undo the begin).
+            let usable = rollback(conn).await;
+            fail_all(batch, &e);
+            return usable;
         }
         let mut ran = Vec::with_capacity(batch.len());
         let mut appended = false;
-        let mut batch = batch.into_iter();
+        let mut batch = batch.into_iter().peekable();
         while let Some(mut job) = batch.next() {
-            match in_savepoint(conn, &mut job).await {
-                Ok(succeeded) => appended |= succeeded && job.appends_events,
-                Err(e) => {
-                    // The transaction is gone or unusable: nothing of the batch is kept.
-                    tracing::error!(error = %e, "SQLite savepoint failed; the whole batch is rolled back");
-                    let usable = rollback(conn).await;
-                    ran.push(job);
-                    fail_all(ran.into_iter().chain(batch), &e);
-                    return usable;
-                }
-            }
+            let succeeded = run_job(conn, &mut job).await;
+            appended |= succeeded && job.appends_events;
+            let last = batch.peek().is_none();
+            let close = match (succeeded, last) {
+                (true, false) => "RELEASE job; SAVEPOINT job",
+                (false, false) => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
+                (true, true) => "RELEASE job; COMMIT",
+                (false, true) => "ROLLBACK TO job; RELEASE job; COMMIT",
+            };
             ran.push(job);
-        }
-        if let Err(e) = execute(conn, "COMMIT").await {
-            let usable = rollback(conn).await;
-            fail_all(ran.into_iter(), &e);
-            return usable;
+            if let Err(e) = execute(conn, close).await {
+                // The transaction is gone or unusable (or the commit failed): nothing of the
+                // batch is kept.
+                tracing::error!(error = %e, "SQLite savepoint or commit failed; the whole batch is rolled back");
+                let usable = rollback(conn).await;
+                fail_all(ran.into_iter().chain(batch), &e);
+                return usable;
+            }
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
         if appended {
@@ -276,22 +286,12 @@ impl Writer {
     }
 }
 
-/// Runs `job` inside its own savepoint: released when the job succeeds, rolled back to (then
-/// released) when it fails or panics. Returns whether the job succeeded.
-///
-/// # Errors
-/// When a savepoint statement fails: the transaction can no longer be trusted.
-async fn in_savepoint(conn: &mut PoolConnection<Sqlite>, job: &mut Job) -> Result<bool, PortError> {
-    execute(conn, "SAVEPOINT job").await?;
-    let succeeded = AssertUnwindSafe(job.pending.run(conn)).catch_unwind().await.unwrap_or_else(|_| {
+/// Runs `job` on the open savepoint; returns whether it succeeded (a panic counts as failed).
+async fn run_job(conn: &mut PoolConnection<Sqlite>, job: &mut Job) -> bool {
+    AssertUnwindSafe(job.pending.run(conn)).catch_unwind().await.unwrap_or_else(|_| {
         tracing::error!("a SQLite write job panicked; its changes are rolled back");
         false
-    });
-    if !succeeded {
-        execute(conn, "ROLLBACK TO job").await?;
-    }
-    execute(conn, "RELEASE job").await?;
-    Ok(succeeded)
+    })
 }
 
 /// Runs one fixed statement on the writer connection.
