@@ -3,7 +3,8 @@
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
-use jaq_json::Val;
+use jaq_json::{Num, Val};
+use serde::Deserialize;
 use serde_json::Value;
 
 type Data = data::JustLut<Val>;
@@ -46,7 +47,8 @@ impl JqProgram {
     /// # Errors
     /// The first runtime error, or a message when more than `limit` values are produced.
     pub fn run(&self, input: &Value, limit: usize) -> Result<Vec<Value>, String> {
-        let input: Val = serde_json::from_value(input.clone()).map_err(|e| e.to_string())?;
+        // Read straight from the borrowed value: no copy of the message first.
+        let input = Val::deserialize(input).map_err(|e| e.to_string())?;
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
         let mut out = Vec::new();
         for value in self.filter.id.run((ctx, input)).map(unwrap_valr) {
@@ -69,8 +71,34 @@ impl JqProgram {
     }
 }
 
+/// The JSON value of a jq output, converted directly (no text round trip) except for numbers
+/// only jq's text form can carry exactly (big integers, decimals).
 fn to_json(value: &Val) -> Result<Value, String> {
-    serde_json::from_str(&value.to_string()).map_err(|e| format!("jq output is not JSON: {e}"))
+    Ok(match value {
+        Val::Null => Value::Null,
+        Val::Bool(b) => Value::Bool(*b),
+        Val::Num(Num::Int(i)) => Value::from(i64::try_from(*i).map_err(|e| e.to_string())?),
+        Val::Num(Num::Float(f)) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        Val::Num(_) => {
+            serde_json::from_str(&value.to_string()).map_err(|e| format!("jq output is not JSON: {e}"))?
+        }
+        Val::TStr(bytes) | Val::BStr(bytes) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
+        Val::Arr(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        Val::Obj(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(key, value)| Ok((key_text(key), to_json(value)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+    })
+}
+
+/// An object key as text (jq keys are strings; anything else is written as jq writes it).
+fn key_text(key: &Val) -> String {
+    match key {
+        Val::TStr(bytes) | Val::BStr(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        other => other.to_string(),
+    }
 }
 
 fn describe(errors: impl Iterator<Item = String>) -> String {
@@ -96,5 +124,21 @@ mod tests {
         assert_eq!(cond.holds(&json!({"n": 1})), Ok(false));
         let endless = JqProgram::compile("repeat(1)").expect("valid program");
         assert!(endless.run(&json!(null), 100).is_err());
+    }
+
+    #[test]
+    fn values_cross_into_jq_and_back_unchanged() {
+        let doc = json!({
+            "s": "Grüße \"quoted\" \n", "i": -42, "big": 9_007_199_254_740_993_u64, "f": 42.5,
+            "t": true, "n": null, "a": [1, [2, {"x": []}], {}], "o": {"k": {"deep": "v"}}
+        });
+        let identity = JqProgram::compile(".").expect("valid program");
+        assert_eq!(identity.run(&doc, 1), Ok(vec![doc.clone()]));
+        let add = JqProgram::compile(". + {processed: true}").expect("valid program");
+        let mut expected = doc.clone();
+        expected["processed"] = json!(true);
+        assert_eq!(add.run(&doc, 1), Ok(vec![expected]));
+        let float = JqProgram::compile(".f * 2, 1 / 3").expect("valid program");
+        assert_eq!(float.run(&doc, 2), Ok(vec![json!(85.0), json!(1.0 / 3.0)]));
     }
 }

@@ -171,12 +171,33 @@ impl StepRecord {
     }
 
     /// Counts one output message, keeping it as a sample while fewer than the limit are kept.
+    /// A sample keeps what a step produces, the message's `data` and (non-empty)
+    /// `attachments`; the envelope every message of a run repeats (headers, query, URL,
+    /// metadata) is kept once, in the execution's `input`.
     pub fn record_output(&mut self, message: &Value) {
         self.out_count += 1;
         if self.sample_output.len() < SAMPLE_OUTPUT_LIMIT {
-            self.sample_output.push(message.clone());
+            self.sample_output.push(sample_of(message));
         }
     }
+}
+
+/// The part of `message` kept as a sample (see [`StepRecord::record_output`]); a message that
+/// is not an object is kept whole.
+fn sample_of(message: &Value) -> Value {
+    let Value::Object(fields) = message else { return message.clone() };
+    let mut sample = serde_json::Map::new();
+    if let Some(data) = fields.get("data") {
+        sample.insert("data".into(), data.clone());
+    }
+    match fields.get("attachments") {
+        Some(Value::Object(attachments)) if attachments.is_empty() => {}
+        Some(attachments) => {
+            sample.insert("attachments".into(), attachments.clone());
+        }
+        None => {}
+    }
+    Value::Object(sample)
 }
 
 /// `counters: {started, succeeded, errors}` over all steps.
@@ -329,5 +350,20 @@ mod tests {
         assert!(v.get("leaseOwner").is_none() && v.get("revision").is_none());
         let back: Execution = serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back.steps, exec.steps);
+    }
+
+    #[test]
+    fn a_sample_keeps_data_and_attachments_not_the_envelope() {
+        let mut step = StepRecord::started("jq", Utc::now());
+        step.record_output(&json!({
+            "id": "m1", "data": {"a": 1}, "attachments": {}, "headers": {"host": "x"},
+            "query": {"sync": "true"}, "url": "/webhooks/f", "metadata": {"source": {}}
+        }));
+        step.record_output(&json!({"data": 2, "attachments": {"f.txt": {"size": 3}}}));
+        assert_eq!(
+            step.sample_output,
+            vec![json!({"data": {"a": 1}}), json!({"data": 2, "attachments": {"f.txt": {"size": 3}}})]
+        );
+        assert_eq!(step.out_count, 2);
     }
 }
