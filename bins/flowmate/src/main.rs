@@ -3,6 +3,12 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: the request path allocates a lot of small JSON
+/// values across threads, where glibc's malloc spent a quarter of the CPU time (profiled under
+/// the W1 benchmark, docs/benchmarks.md) and kept freed memory in per-thread arenas.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = flowmate::config::Cli::parse();
