@@ -9,7 +9,7 @@
 //! re-running from the trigger: its steps and counters are cleared first, so step counts stay
 //! those of one complete run (steps with side effects may repeat; delivery is at least once).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -107,7 +107,7 @@ pub(super) async fn run_inline(shared: &Shared, flow: Arc<Flow>, mut execution: 
     let mut walk = Walk::new(shared, flow, graph, execution);
     walk.persist = false;
     walk.dispatch(&trigger, input);
-    if let Err(err) = walk.drive().await {
+    if let Err(err) = walk.drive_inline().await {
         tracing::warn!(execution_id = %walk.execution.id, error = format!("{err:#}"), "inline run failed");
     }
     let mut execution = walk.execution;
@@ -167,6 +167,8 @@ struct Walk<'a> {
     overflow: Option<String>,
     /// Whether progress is saved (a claimed execution) or kept in memory (an inline run).
     persist: bool,
+    /// An inline run's invocations waiting to run, in order (no task per invocation).
+    queued: VecDeque<(String, Value)>,
 }
 
 impl<'a> Walk<'a> {
@@ -183,6 +185,7 @@ impl<'a> Walk<'a> {
             runs: 0,
             overflow: None,
             persist: true,
+            queued: VecDeque::new(),
         }
     }
 
@@ -233,6 +236,34 @@ impl<'a> Walk<'a> {
         self.finish().await
     }
 
+    /// The driver loop of an inline run: runs the queued invocations one after the other in
+    /// this task (every component of an inline flow computes without waiting), then ends.
+    async fn drive_inline(&mut self) -> anyhow::Result<ExecutionStatus> {
+        while self.overflow.is_none() {
+            let Some((node_id, msg)) = self.queued.pop_front() else { break };
+            let ctx = self.call_context(&node_id);
+            let outcome = invoke(
+                Arc::clone(&self.shared.components),
+                Arc::clone(&self.flow),
+                node_id.clone(),
+                msg,
+                ctx,
+            )
+            .await;
+            self.complete_node(node_id, outcome);
+        }
+        self.finish().await
+    }
+
+    fn call_context(&self, node_id: &str) -> CallContext {
+        CallContext {
+            flow_id: self.flow.id.to_string(),
+            step_id: node_id.to_owned(),
+            cancel: self.cancel.clone(),
+            allow_private_networks: self.shared.config.allow_private_networks,
+        }
+    }
+
     /// Starts one invocation of `node_id` on `msg`.
     fn dispatch(&mut self, node_id: &str, msg: Value) {
         if self.overflow.is_some() {
@@ -261,34 +292,26 @@ impl<'a> Walk<'a> {
         self.execution.counters.started += 1;
         *self.in_flight.entry(node_id.to_owned()).or_default() += 1;
 
-        let ctx = CallContext {
-            flow_id: self.flow.id.to_string(),
-            step_id: node_id.to_owned(),
-            cancel: self.cancel.clone(),
-            allow_private_networks: self.shared.config.allow_private_networks,
-        };
-        let components = Arc::clone(&self.shared.components);
-        let flow = Arc::clone(&self.flow);
-        let node_id_owned = node_id.to_owned();
-        let handle = self.tasks.spawn(async move {
-            let Some(node) = flow.spec.graph.node(&node_id_owned) else {
-                return Err(format!("The flow has no node `{node_id_owned}`."));
-            };
-            let component = match components.resolve(&node.component_id, flow.tenant).await {
-                Ok(Some(component)) => component,
-                Ok(None) => return Err(format!("unknown component `{}`", node.component_id)),
-                Err(err) => return Err(err.message),
-            };
-            component.call(&node.function, &node.fields, &msg, &ctx).await.map_err(|e| e.message)
-        });
+        if !self.persist {
+            self.queued.push_back((node_id.to_owned(), msg));
+            return;
+        }
+        let ctx = self.call_context(node_id);
+        let invocation =
+            invoke(Arc::clone(&self.shared.components), Arc::clone(&self.flow), node_id.to_owned(), msg, ctx);
+        let handle = self.tasks.spawn(invocation);
         self.nodes.insert(handle.id(), node_id.to_owned());
     }
 
-    /// Records a finished invocation and sends its output on.
+    /// Records a finished invocation task and sends its output on.
     fn complete(&mut self, task: Id, outcome: Outcome) {
-        let Some(node_id) = self.nodes.remove(&task) else {
-            return;
-        };
+        if let Some(node_id) = self.nodes.remove(&task) {
+            self.complete_node(node_id, outcome);
+        }
+    }
+
+    /// Records a finished invocation of `node_id` and sends its output on.
+    fn complete_node(&mut self, node_id: String, outcome: Outcome) {
         let now = self.shared.clock.now();
         let left = self.in_flight.get_mut(&node_id).map_or(0, |n| {
             *n = n.saturating_sub(1);
@@ -414,4 +437,23 @@ impl<'a> Walk<'a> {
             Err(err) => Err(err.into()),
         }
     }
+}
+
+/// One invocation of `node_id` of `flow` on `msg`.
+async fn invoke(
+    components: Arc<crate::components::ComponentRegistry>,
+    flow: Arc<Flow>,
+    node_id: String,
+    msg: Value,
+    ctx: CallContext,
+) -> Outcome {
+    let Some(node) = flow.spec.graph.node(&node_id) else {
+        return Err(format!("The flow has no node `{node_id}`."));
+    };
+    let component = match components.resolve(&node.component_id, flow.tenant).await {
+        Ok(Some(component)) => component,
+        Ok(None) => return Err(format!("unknown component `{}`", node.component_id)),
+        Err(err) => return Err(err.message),
+    };
+    component.call(&node.function, &node.fields, &msg, &ctx).await.map_err(|e| e.message)
 }
