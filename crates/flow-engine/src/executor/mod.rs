@@ -164,13 +164,18 @@ impl Executor {
 /// Components an inline run may use: no effect outside the execution, bounded running time.
 const INLINE_COMPONENTS: [&str; 6] = ["webhook", "scheduler", "jq", "filter", "log", "code"];
 
+/// Whether every node of `flow` is one of [`INLINE_COMPONENTS`].
+pub(super) fn computes_only(flow: &Flow) -> bool {
+    flow.spec.graph.nodes.iter().all(|node| INLINE_COMPONENTS.contains(&node.component_id.as_str()))
+}
+
 /// Inline runs for synchronous webhook calls: not bounded by the executor's concurrency limits
 /// (the HTTP server's concurrency bounds them) and not stopped by [`Executor::shutdown`]'s
 /// grace, which the server's own graceful shutdown covers.
 #[async_trait]
 impl InlineRunner for Executor {
     fn runs_inline(&self, flow: &Flow) -> bool {
-        flow.spec.graph.nodes.iter().all(|node| INLINE_COMPONENTS.contains(&node.component_id.as_str()))
+        computes_only(flow)
     }
 
     async fn run_inline(&self, flow: Arc<Flow>, execution: Execution) -> Execution {

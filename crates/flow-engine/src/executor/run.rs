@@ -79,7 +79,18 @@ async fn start(shared: &Shared, mut execution: Execution) -> anyhow::Result<Exec
     }
     let graph = shared.graphs.get(&flow);
     let input = execution.input.clone();
+    let computes_only = super::computes_only(&flow);
     let mut walk = Walk::new(shared, Arc::new(flow), graph, execution);
+    if computes_only {
+        // Nothing outside the execution and nothing that waits: run it in memory and save
+        // once, ended (one write instead of one per step). A worker dying meanwhile leaves the
+        // claim to expire and the run to be repeated, as for any run.
+        walk.persist = false;
+        walk.dispatch(&trigger, input);
+        walk.run_queued().await;
+        walk.persist = true;
+        return walk.finish().await;
+    }
     walk.dispatch(&trigger, input);
     walk.drive().await
 }
@@ -237,8 +248,15 @@ impl<'a> Walk<'a> {
     }
 
     /// The driver loop of an inline run: runs the queued invocations one after the other in
-    /// this task (every component of an inline flow computes without waiting), then ends.
+    /// this task (every component of an inline flow computes without waiting), then ends
+    /// (saved only when `persist` is set).
     async fn drive_inline(&mut self) -> anyhow::Result<ExecutionStatus> {
+        self.run_queued().await;
+        self.finish().await
+    }
+
+    /// Runs the queued invocations (and those they queue) one after the other in this task.
+    async fn run_queued(&mut self) {
         while self.overflow.is_none() {
             let Some((node_id, msg)) = self.queued.pop_front() else { break };
             let ctx = self.call_context(&node_id);
@@ -252,7 +270,6 @@ impl<'a> Walk<'a> {
             .await;
             self.complete_node(node_id, outcome);
         }
-        self.finish().await
     }
 
     fn call_context(&self, node_id: &str) -> CallContext {
