@@ -160,6 +160,10 @@ pub async fn open_bus(config: &Config) -> anyhow::Result<Buses> {
             let kafka = KafkaConfig {
                 topic_prefix: config.kafka_topic_prefix.clone(),
                 partitions: config.kafka_partitions.max(1),
+                replication: config.kafka_replication.max(1),
+                timeout: Duration::from_millis(config.kafka_timeout_ms.max(1)),
+                fetch_wait_max: Duration::from_millis(config.kafka_fetch_wait_ms),
+                properties: config.kafka_properties.clone(),
                 client_id: format!("flowmate-{:?}", config.role).to_lowercase(),
                 ..KafkaConfig::new(brokers)
             };

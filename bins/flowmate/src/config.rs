@@ -172,6 +172,31 @@ pub struct Config {
     /// Kafka: partitions of topics created at start (existing topics are left as they are).
     #[arg(long, env = "FLOWMATE_KAFKA_PARTITIONS", default_value_t = 6, global = true)]
     pub kafka_partitions: i32,
+    /// Kafka: replication factor of topics created at start (3 on a production cluster).
+    #[arg(long, env = "FLOWMATE_KAFKA_REPLICATION", default_value_t = 1, global = true)]
+    pub kafka_replication: i32,
+    /// Kafka: milliseconds a publish may take before it fails and the outbox retries it (also
+    /// the socket timeout).
+    #[arg(long, env = "FLOWMATE_KAFKA_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub kafka_timeout_ms: u64,
+    /// Kafka: most milliseconds a consumer's fetch waits for new events (latency of a hop
+    /// against idle fetch requests).
+    #[arg(long, env = "FLOWMATE_KAFKA_FETCH_WAIT_MS", default_value_t = 10, global = true)]
+    pub kafka_fetch_wait_ms: u64,
+    /// Kafka: further librdkafka properties for every client, `key=value`, comma-separated in
+    /// the variable (e.g. `security.protocol=SASL_SSL,sasl.mechanism=PLAIN`); applied last.
+    #[arg(long = "kafka-property", env = "FLOWMATE_KAFKA_PROPERTIES", value_delimiter = ',', value_parser = parse_property, global = true)]
+    pub kafka_properties: Vec<(String, String)>,
+}
+
+/// One `key=value` librdkafka property.
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("`{text}` is not key=value")),
+    }
 }
 
 /// SQLite `synchronous` setting.
@@ -265,6 +290,28 @@ mod tests {
         let c = config(&[]);
         assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
         assert_eq!(c.validate().ok(), Some((Storage::Sqlite("flowmate.db".into()), Bus::InProcess)));
+    }
+
+    #[test]
+    fn kafka_client_settings_are_read_from_flags() {
+        let c = config(&[
+            "--kafka-replication",
+            "3",
+            "--kafka-fetch-wait-ms",
+            "50",
+            "--kafka-property",
+            "security.protocol=SASL_SSL,sasl.mechanism = PLAIN",
+        ]);
+        assert_eq!((c.kafka_replication, c.kafka_fetch_wait_ms, c.kafka_timeout_ms), (3, 50, 10_000));
+        assert_eq!(
+            c.kafka_properties,
+            vec![
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+                ("sasl.mechanism".to_string(), "PLAIN".to_string())
+            ]
+        );
+        let bad = Cli::try_parse_from(["flowmate", "--kafka-property", "no-equals-sign"]);
+        assert!(bad.is_err());
     }
 
     #[test]
