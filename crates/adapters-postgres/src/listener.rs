@@ -1,6 +1,7 @@
 //! The outbox listener: a task holding a `LISTEN` connection that wakes local relays when any
-//! process commits outbox events (`NOTIFY` in the append transaction). It reconnects on its
-//! own, and wakes the relays after a reconnection (a notification may have been missed).
+//! process commits outbox events. It reconnects on its own, and wakes the relays after a
+//! reconnection (a notification may have been missed). And the notifier: the task that sends
+//! those notifications after local commits, one at a time, however many commits asked.
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 
-/// The channel notified by every transaction that appends outbox events.
+/// The channel notified after transactions that append outbox events.
 pub(crate) const OUTBOX_CHANNEL: &str = "flowmate_outbox";
 
 /// Pause before retrying after the listener could not connect.
@@ -29,6 +30,21 @@ pub(crate) fn spawn_listener(
             // Events may have been committed while nobody listened.
             signal.notify_one();
             tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    })
+    .abort_handle()
+}
+
+/// Spawns the notifier: each time `request` is signalled (any number of times meanwhile), one
+/// `NOTIFY channel` in its own statement. A failed notification is only logged: the other
+/// relays also look at the outbox on their own every second.
+pub(crate) fn spawn_notifier(pool: PgPool, channel: &'static str, request: Arc<Notify>) -> AbortHandle {
+    tokio::spawn(async move {
+        loop {
+            request.notified().await;
+            if let Err(err) = sqlx::query("SELECT pg_notify($1, '')").bind(channel).execute(&pool).await {
+                tracing::debug!(error = %err, "outbox notification not sent");
+            }
         }
     })
     .abort_handle()

@@ -1,7 +1,7 @@
 //! Opening the database: configuration, the pool, migrations, the outbox listener, health.
 
 use crate::error::port_error;
-use crate::listener::{OUTBOX_CHANNEL, spawn_listener};
+use crate::listener::{OUTBOX_CHANNEL, spawn_listener, spawn_notifier};
 use anyhow::Context;
 use async_trait::async_trait;
 use flow_domain::error::PortError;
@@ -49,7 +49,7 @@ impl PostgresConfig {
     }
 }
 
-/// Stops the outbox listener task when the last clone of the store is dropped.
+/// Stops a background task of the store (listener, notifier) when the last clone is dropped.
 #[derive(Debug)]
 struct ListenerTask(AbortHandle);
 
@@ -70,9 +70,13 @@ pub struct PostgresStore {
     pub(crate) outbox_signal: Arc<Notify>,
     /// See [`PostgresConfig::claim_ttl`].
     pub(crate) claim_ttl: Duration,
+    /// Signalled after a local commit that appended outbox events: the notifier then tells
+    /// the relays of other processes.
+    pub(crate) notify_request: Arc<Notify>,
     /// Whether the listener currently listens.
     listening: watch::Receiver<bool>,
     _listener: Arc<ListenerTask>,
+    _notifier: Arc<ListenerTask>,
 }
 
 impl PostgresStore {
@@ -92,12 +96,16 @@ impl PostgresStore {
         let outbox_signal = Arc::new(Notify::new());
         let (listening_tx, listening) = watch::channel(false);
         let task = spawn_listener(pool.clone(), OUTBOX_CHANNEL, outbox_signal.clone(), listening_tx);
+        let notify_request = Arc::new(Notify::new());
+        let notifier = spawn_notifier(pool.clone(), OUTBOX_CHANNEL, notify_request.clone());
         let store = Self {
             pool,
             outbox_signal,
             claim_ttl: config.claim_ttl,
+            notify_request,
             listening,
             _listener: Arc::new(ListenerTask(task)),
+            _notifier: Arc::new(ListenerTask(notifier)),
         };
         if config.run_migrations {
             store.migrate().await?;
