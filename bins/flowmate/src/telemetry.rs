@@ -3,6 +3,7 @@
 //! Prometheus recorder behind `GET /metrics`.
 
 use crate::config::{Config, LogFormat};
+use flow_engine::runtime::spawn_periodic;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -40,14 +41,9 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// Folds recorded samples into the histograms every few seconds until `cancel`, so memory
 /// stays flat under load whether or not `/metrics` is scraped.
 pub fn spawn_metrics_upkeep(handle: PrometheusHandle, cancel: CancellationToken) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(UPKEEP_EVERY);
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                _ = every.tick() => handle.run_upkeep(),
-            }
-        }
+    spawn_periodic("metrics upkeep", UPKEEP_EVERY, cancel, move || {
+        handle.run_upkeep();
+        std::future::ready(())
     })
 }
 

@@ -193,20 +193,9 @@ mod tests {
     fn flow(status: FlowStatus) -> Flow {
         let doc = json!({"name": "f", "graph": {"nodes": [{"id": "a", "componentId": "webhook", "function": "receive"}]}});
         let spec = parse_flow_document(&doc).map(|d| d.spec).unwrap_or_else(|e| panic!("{e:?}"));
-        let now = Utc::now();
         Flow {
-            id: FlowId::new(),
-            spec,
-            tenant: Some(TenantId::new()),
-            owners: vec![Owner::user(Uuid::now_v7())],
             status,
-            status_reason: None,
-            from_template: None,
-            created_at: now,
-            updated_at: now,
-            status_changed_at: now,
-            lifecycle_attempts: 0,
-            revision: 1,
+            ..Flow::new(spec, Some(TenantId::new()), vec![Owner::user(Uuid::now_v7())], Utc::now())
         }
     }
 

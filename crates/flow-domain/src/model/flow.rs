@@ -157,6 +157,24 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// A new flow as created: inactive, not from a template, revision 0, every timestamp `now`.
+    pub fn new(spec: FlowSpec, tenant: Option<TenantId>, owners: Vec<Owner>, now: DateTime<Utc>) -> Self {
+        Self {
+            id: FlowId::new(),
+            spec,
+            tenant,
+            owners,
+            status: FlowStatus::Inactive,
+            status_reason: None,
+            from_template: None,
+            created_at: now,
+            updated_at: now,
+            status_changed_at: now,
+            lifecycle_attempts: 0,
+            revision: 0,
+        }
+    }
+
     /// Whether `owner_id` (a user or tenant id) is listed among the owners.
     pub fn is_owned_by(&self, owner_id: uuid::Uuid) -> bool {
         self.owners.iter().any(|o| o.id == owner_id)

@@ -102,20 +102,7 @@ impl FlowService {
             return Err(ServiceError::Validation(errors));
         }
         let now = self.clock.now();
-        Ok(Flow {
-            id: FlowId::new(),
-            spec: doc.spec,
-            tenant,
-            owners,
-            status: FlowStatus::Inactive,
-            status_reason: None,
-            from_template: None,
-            created_at: now,
-            updated_at: now,
-            status_changed_at: now,
-            lifecycle_attempts: 0,
-            revision: 0,
-        })
+        Ok(Flow::new(doc.spec, tenant, owners, now))
     }
 
     /// Stores a flow built by [`FlowService::build_new`].

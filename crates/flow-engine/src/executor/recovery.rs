@@ -13,10 +13,10 @@ use flow_domain::execution_lifecycle::{ExecutionInput, transition};
 use flow_domain::model::{Execution, ExecutionStatus};
 use flow_domain::services::executions::apply_effects;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::Executor;
+use crate::runtime::spawn_periodic;
 
 /// How many executions one recovery pass looks at, per kind.
 const RECOVERY_BATCH: u32 = 100;
@@ -94,21 +94,14 @@ fn saved(result: Result<(), PortError>) -> anyhow::Result<bool> {
 /// Runs [`Executor::recover_once`] every `every` (the first pass right away) until `cancel`
 /// fires; failures are logged and the next pass tries again.
 pub fn spawn_recovery(executor: Arc<Executor>, every: Duration, cancel: CancellationToken) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(every.max(Duration::from_millis(1)));
-        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => break,
-                _ = interval.tick() => {}
-            }
+    spawn_periodic("execution recovery", every, cancel, move || {
+        let executor = Arc::clone(&executor);
+        async move {
             match executor.recover_once().await {
                 Ok(0) => {}
                 Ok(acted) => tracing::info!(acted, "execution recovery acted"),
                 Err(err) => tracing::warn!(error = format!("{err:#}"), "execution recovery pass failed"),
             }
         }
-        tracing::info!("execution recovery stopped");
     })
 }

@@ -85,10 +85,9 @@ async fn start(shared: &Shared, mut execution: Execution) -> anyhow::Result<Exec
         // Nothing outside the execution and nothing that waits: run it in memory and save
         // once, ended (one write instead of one per step). A worker dying meanwhile leaves the
         // claim to expire and the run to be repeated, as for any run.
-        walk.persist = false;
+        walk.sequential = true;
         walk.dispatch(&trigger, input);
         walk.run_queued().await;
-        walk.persist = true;
         return walk.finish().await;
     }
     walk.dispatch(&trigger, input);
@@ -117,6 +116,7 @@ pub(super) async fn run_inline(shared: &Shared, flow: Arc<Flow>, mut execution: 
     let input = execution.input.clone();
     let mut walk = Walk::new(shared, flow, graph, execution);
     walk.persist = false;
+    walk.sequential = true;
     walk.dispatch(&trigger, input);
     if let Err(err) = walk.drive_inline().await {
         tracing::warn!(execution_id = %walk.execution.id, error = format!("{err:#}"), "inline run failed");
@@ -178,7 +178,10 @@ struct Walk<'a> {
     overflow: Option<String>,
     /// Whether progress is saved (a claimed execution) or kept in memory (an inline run).
     persist: bool,
-    /// An inline run's invocations waiting to run, in order (no task per invocation).
+    /// Whether invocations run one after the other in the driver's task ([`Walk::run_queued`])
+    /// instead of as tasks of their own (flows whose components only compute).
+    sequential: bool,
+    /// The invocations waiting to run when `sequential`, in order.
     queued: VecDeque<(String, Value)>,
 }
 
@@ -196,6 +199,7 @@ impl<'a> Walk<'a> {
             runs: 0,
             overflow: None,
             persist: true,
+            sequential: false,
             queued: VecDeque::new(),
         }
     }
@@ -309,7 +313,7 @@ impl<'a> Walk<'a> {
         self.execution.counters.started += 1;
         *self.in_flight.entry(node_id.to_owned()).or_default() += 1;
 
-        if !self.persist {
+        if self.sequential {
             self.queued.push_back((node_id.to_owned(), msg));
             return;
         }

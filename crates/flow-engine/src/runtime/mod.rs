@@ -6,6 +6,7 @@
 
 mod backoff;
 mod consumer;
+mod periodic;
 mod relay;
 mod retention;
 #[cfg(test)]
@@ -14,6 +15,7 @@ mod watchdog;
 
 pub use crate::handler::{EventHandler, LifecycleHandler};
 pub use consumer::{MAX_ATTEMPTS, is_transient, spawn_consumer};
+pub use periodic::spawn_periodic;
 pub use relay::{RELAY_BATCH, relay_once, spawn_relay};
 pub use retention::spawn_retention;
 pub use watchdog::spawn_watchdog;

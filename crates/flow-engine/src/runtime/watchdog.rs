@@ -1,25 +1,19 @@
 //! Runs the flows side's [`Watchdog`] periodically, so no flow stays in `starting` or
 //! `stopping` while the engine runs.
 
+use super::spawn_periodic;
 use flow_domain::services::Watchdog;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 /// Calls [`Watchdog::tick`] every `every` (the first pass right away) until `cancel` fires;
 /// failures are logged and the next pass tries again.
 pub fn spawn_watchdog(watchdog: Arc<Watchdog>, every: Duration, cancel: CancellationToken) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(every.max(Duration::from_millis(1)));
-        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => break,
-                _ = interval.tick() => {}
-            }
+    spawn_periodic("watchdog", every, cancel, move || {
+        let watchdog = Arc::clone(&watchdog);
+        async move {
             match watchdog.tick().await {
                 Ok(acted) if !acted.is_empty() => {
                     tracing::info!(flows = ?acted, "watchdog acted on flows stuck in transition");
@@ -28,6 +22,5 @@ pub fn spawn_watchdog(watchdog: Arc<Watchdog>, every: Duration, cancel: Cancella
                 Err(err) => tracing::warn!(error = %err, "watchdog pass failed"),
             }
         }
-        tracing::info!("watchdog stopped");
     })
 }
