@@ -36,3 +36,58 @@ pub fn spawn_retention(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+    use flow_domain::error::PortError;
+    use flow_domain::ports::ExecutionRetention;
+    use flow_domain::services::RetentionConfig;
+    use flow_domain::time::SystemClock;
+    use tokio::sync::mpsc;
+    use tokio::time::timeout;
+
+    /// Reports every batch it is asked for; the first pass finds two batches' worth, the
+    /// second fails, later ones find nothing.
+    struct Reporting {
+        batches: mpsc::UnboundedSender<DateTime<Utc>>,
+        calls: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait]
+    impl ExecutionRetention for Reporting {
+        async fn purge_ended_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, PortError> {
+            let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = self.batches.send(before);
+            match call {
+                0 => Ok(u64::from(limit)),
+                1 => Ok(1),
+                2 => Err(PortError::Unavailable("down".into())),
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_passes_until_cancelled_and_survives_a_failed_pass() {
+        let (tx, mut batches) = mpsc::unbounded_channel();
+        let store = Arc::new(Reporting { batches: tx, calls: Default::default() });
+        let config = RetentionConfig { keep: chrono::Duration::hours(1), batch: 10, max_batches: 5 };
+        let purge = Arc::new(ExecutionPurge::new(store, Arc::new(SystemClock), config));
+        let cancel = CancellationToken::new();
+        let task = spawn_retention(purge, Duration::from_millis(5), cancel.clone());
+        let wait = Duration::from_secs(30);
+        let mut cutoffs = Vec::new();
+        // Pass 1: a full batch then a short one; pass 2: fails; pass 3: nothing to delete.
+        for _ in 0..4 {
+            cutoffs.push(timeout(wait, batches.recv()).await.expect("a batch in time").expect("batch"));
+        }
+        let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
+        assert!(cutoffs.iter().all(|c| *c <= an_hour_ago), "cutoff is now minus the retention");
+        assert_eq!(cutoffs[0], cutoffs[1], "one cutoff per pass");
+        cancel.cancel();
+        timeout(wait, task).await.expect("stops when cancelled").expect("no panic");
+    }
+}
