@@ -229,6 +229,23 @@ async fn logout_revokes_the_callers_token_and_no_other() {
     app.shutdown().await;
 }
 
+/// Token lookups are cached (FLOWMATE_TOKEN_CACHE_TTL_MS); a change to the user through the
+/// same process still applies to the very next request.
+#[tokio::test]
+async fn a_changed_or_disabled_user_applies_to_the_next_request_despite_the_token_cache() {
+    let app = TestApp::spawn().await;
+    let (id, token) = app.user(None, &["flows.read"]).await;
+    assert_eq!(app.get("/flows", &token).await.status, StatusCode::OK);
+    let path = format!("/api/users/{id}");
+    let narrowed = app.patch(&path, &app.admin, json!({"permissions": []})).await;
+    assert_eq!(narrowed.status, StatusCode::OK, "{:?}", narrowed.body);
+    assert_eq!(app.get("/flows", &token).await.status, StatusCode::FORBIDDEN);
+    let disabled = app.patch(&path, &app.admin, json!({"status": "DISABLED"})).await;
+    assert_eq!(disabled.status, StatusCode::OK, "{:?}", disabled.body);
+    assert_eq!(app.get("/api/users/me", &token).await.status, StatusCode::UNAUTHORIZED);
+    app.shutdown().await;
+}
+
 /// Every protected route of SPEC §2, with a real id where it takes one.
 fn protected_routes(user: &str, tenant: &str) -> Vec<(Method, String)> {
     let mut routes = vec![

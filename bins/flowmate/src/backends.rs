@@ -13,6 +13,7 @@ use flow_domain::ports::{
     ComponentRepository, EventPublisher, EventSubscriber, ExecutionRepository, ExecutionRetention,
     FlowRepository, Health, Outbox, TemplateRepository, TenantRepository, TokenRepository, UserRepository,
 };
+use flow_domain::token_cache::TokenCache;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +51,15 @@ impl Stores {
     pub fn with_flow_cache(mut self, cache: &FlowCache) -> Self {
         self.flows = cache.writer();
         self.cached_flows = cache.reader();
+        self
+    }
+
+    /// Puts `cache` in front of the tokens and users: token lookups are cached, and every
+    /// token or user write forgets what it may have changed.
+    #[must_use]
+    pub fn with_token_cache(mut self, cache: &TokenCache) -> Self {
+        self.tokens = cache.tokens();
+        self.users = cache.users();
         self
     }
 

@@ -154,6 +154,11 @@ pub struct Config {
     /// processes, a change made through another one is seen after at most this long.
     #[arg(long, env = "FLOWMATE_FLOW_CACHE_TTL_MS", default_value_t = 1000, global = true)]
     pub flow_cache_ttl_ms: u64,
+    /// Milliseconds a bearer-token lookup (token and user) is kept in memory (`0`: not cached).
+    /// A logout or a user change through this process is seen at once; with several `api`
+    /// processes, a token revoked through another one still works there for at most this long.
+    #[arg(long, env = "FLOWMATE_TOKEN_CACHE_TTL_MS", default_value_t = 1000, global = true)]
+    pub token_cache_ttl_ms: u64,
     /// Milliseconds between two looks of the cron scheduler at the scheduled flows.
     #[arg(long, env = "FLOWMATE_SCHEDULER_TICK_MS", default_value_t = 1000, global = true)]
     pub scheduler_tick_ms: u64,

@@ -21,6 +21,7 @@ use flow_domain::services::{
     WebhookService,
 };
 use flow_domain::time::{Clock, SystemClock};
+use flow_domain::token_cache::TokenCache;
 use flow_engine::components::HttpConfig as ComponentHttpConfig;
 use flow_engine::orchestrator::Orchestrator;
 use flow_engine::runtime::{LifecycleHandler, spawn_consumer, spawn_relay, spawn_watchdog};
@@ -88,7 +89,11 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
     let stores = open_storage(config).await?;
     let flow_cache_ttl = chrono::Duration::milliseconds(i64::try_from(config.flow_cache_ttl_ms).unwrap_or(0));
     let flow_cache = FlowCache::new(stores.flows.clone(), clock.clone(), flow_cache_ttl);
-    let stores = stores.with_flow_cache(&flow_cache);
+    let token_cache_ttl =
+        chrono::Duration::milliseconds(i64::try_from(config.token_cache_ttl_ms).unwrap_or(0));
+    let token_cache =
+        TokenCache::new(stores.tokens.clone(), stores.users.clone(), clock.clone(), token_cache_ttl);
+    let stores = stores.with_flow_cache(&flow_cache).with_token_cache(&token_cache);
     let buses = open_bus(config).await?;
     let hasher = Arc::new(Argon2Hasher::with_cost(config.argon2_memory_kib, config.argon2_iterations)?);
     let auth = Arc::new(auth_service(config, &stores, hasher.clone(), clock.clone()));
@@ -220,7 +225,9 @@ fn app_state(
     clock: Arc<dyn Clock>,
     inline: Arc<dyn InlineRunner>,
 ) -> AppState {
-    let flows = Arc::new(FlowService::new(stores.flows.clone(), clock.clone()));
+    let flows = Arc::new(
+        FlowService::new(stores.flows.clone(), clock.clone()).with_cached_reads(stores.cached_flows.clone()),
+    );
     AppState {
         users: Arc::new(UserService::new(
             stores.users.clone(),

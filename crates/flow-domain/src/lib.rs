@@ -19,6 +19,7 @@ pub mod ports;
 pub mod query;
 pub mod services;
 pub mod time;
+pub mod token_cache;
 pub mod validate;
 
 pub use error::{FieldError, Rejection};

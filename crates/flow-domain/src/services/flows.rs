@@ -27,13 +27,23 @@ pub type MultipleOutcome = (String, ServiceResult<Flow>);
 /// Flow use cases.
 pub struct FlowService {
     flows: Arc<dyn FlowRepository>,
+    /// Where `GET /flows/{id}` reads: the store itself, or a cache in front of it.
+    reads: Arc<dyn FlowRepository>,
     clock: Arc<dyn Clock>,
 }
 
 impl FlowService {
     /// A service over the flow store.
     pub fn new(flows: Arc<dyn FlowRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { flows, clock }
+        Self { reads: flows.clone(), flows, clock }
+    }
+
+    /// `GET /flows/{id}` reads through `reads` (a [`crate::cache::FlowCache`] reader whose
+    /// writer is this service's store); every other use case reads the store itself.
+    #[must_use]
+    pub fn with_cached_reads(mut self, reads: Arc<dyn FlowRepository>) -> Self {
+        self.reads = reads;
+        self
     }
 
     /// `POST /flows` with one object.
@@ -128,14 +138,11 @@ impl FlowService {
     /// `Forbidden`, `InvalidId`, `NotFound` (also for flows the caller may not see).
     pub async fn get(&self, actor: &Actor, id: &str) -> ServiceResult<Flow> {
         actor.require(Permission::FlowsRead)?;
-        self.visible(actor, parse_id(id)?).await
+        visible_in(self.reads.as_ref(), actor, parse_id(id)?).await
     }
 
     async fn visible(&self, actor: &Actor, id: FlowId) -> ServiceResult<Flow> {
-        match self.flows.get(id).await? {
-            Some(flow) if actor.can_see(flow.tenant, &flow.owners) => Ok(flow),
-            _ => Err(ServiceError::NotFound(NO_FLOW.into())),
-        }
+        visible_in(self.flows.as_ref(), actor, id).await
     }
 
     /// `PATCH /flows/{id}`: top-level merge, full re-validation, inactive flows only.
@@ -340,6 +347,14 @@ impl FlowService {
             out.push((raw, outcome));
         }
         Ok(out)
+    }
+}
+
+/// The flow `id` read from `flows`, if `actor` may see it.
+async fn visible_in(flows: &dyn FlowRepository, actor: &Actor, id: FlowId) -> ServiceResult<Flow> {
+    match flows.get(id).await? {
+        Some(flow) if actor.can_see(flow.tenant, &flow.owners) => Ok(flow),
+        _ => Err(ServiceError::NotFound(NO_FLOW.into())),
     }
 }
 
