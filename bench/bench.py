@@ -132,11 +132,40 @@ class Api:
             data = raw.decode(errors="replace")
         return r.status, data
 
-    def ok(self, method, path, body=None, expect=(200, 201)):
-        status, data = self.call(method, path, body)
-        if status not in expect:
-            raise RuntimeError(f"{method} {path} -> {status}: {str(data)[:500]}")
-        return data
+    def ok(self, method, path, body=None, expect=(200, 201), retry_5xx=None):
+        """The answer's body when its status is in `expect`. A GET answered 5xx is asked again
+        (at most twice more; `retry_5xx` overrides for other methods): the harness's reads
+        are not the measured load. Each retry is counted in SERVER_ERRORS, which the
+        workloads report in their rows' notes, so a 5xx is never hidden."""
+        retries = 2 if (retry_5xx if retry_5xx is not None else method == "GET") else 0
+        while True:
+            status, data = self.call(method, path, body)
+            if status >= 500 and retries > 0:
+                retries -= 1
+                with SERVER_ERRORS_LOCK:
+                    SERVER_ERRORS.append(f"{method} {urllib.parse.urlsplit(path).path} -> {status}")
+                log(f"{method} {path} -> {status}, asking again: {str(data)[:300]}")
+                time.sleep(0.05)
+                continue
+            if status not in expect:
+                raise RuntimeError(f"{method} {path} -> {status}: {str(data)[:500]}")
+            return data
+
+
+# Server errors (5xx) answered to the harness's own API calls and retried; see Api.ok.
+SERVER_ERRORS = []
+SERVER_ERRORS_LOCK = threading.Lock()
+
+
+def server_errors_note():
+    """'' or a note naming the 5xx answers retried so far by this process."""
+    with SERVER_ERRORS_LOCK:
+        errors = list(SERVER_ERRORS)
+    if not errors:
+        return ""
+    kinds = sorted(set(errors))
+    return (f"{len(errors)} harness API calls answered 5xx and were retried "
+            f"({', '.join(kinds[:3])}{', ...' if len(kinds) > 3 else ''}; see the server log)")
 
 
 def login(base, username, password):
@@ -176,7 +205,9 @@ def three_node_flow(name):
 
 
 def create_flow(api, spec):
-    return api.ok("POST", "/flows", spec)["data"]["id"]
+    # A create answered 5xx committed nothing (the flow's row and its event are one
+    # transaction): asking again creates one flow.
+    return api.ok("POST", "/flows", spec, retry_5xx=True)["data"]["id"]
 
 
 def create_many(api, specs):
@@ -204,7 +235,17 @@ def wait_status(api, flow_id, want="active", timeout=60.0, interval=0.002):
 
 
 def start_flow(api, flow_id, timeout=60.0):
-    api.ok("POST", f"/flows/{flow_id}/start")
+    # A start answered 5xx committed nothing: ask again; 409 after such a retry means the flow
+    # is already starting or active, which wait_status checks.
+    try:
+        api.ok("POST", f"/flows/{flow_id}/start")
+    except RuntimeError as e:
+        if " -> 5" not in str(e):
+            raise
+        with SERVER_ERRORS_LOCK:
+            SERVER_ERRORS.append("POST /flows/{id}/start -> 5xx")
+        log(f"start of {flow_id}: {e}; asking again")
+        api.ok("POST", f"/flows/{flow_id}/start", expect=(200, 201, 409), retry_5xx=True)
     wait_status(api, flow_id, "active", timeout)
 
 
@@ -433,17 +474,76 @@ def cmd_w2(a):
                      f"({sum(r['failed'] for r in runs)} failed)")
     if any(r["wrk_errors"] for r in runs):
         notes.append(f"{sum(r['wrk_errors'] for r in runs)} webhook calls not accepted")
+    if server_errors_note():
+        notes.append(server_errors_note())
     note = "; ".join(notes)
-    record({"section": a.section, "workload": f"W2 async webhooks accepted, c={W2_CONCURRENCY}",
+    if a.title:
+        accepted_title = f"{a.title}: accepted, c={W2_CONCURRENCY}"
+        completed_title = f"{a.title}: completed (first accept to last succeeded)"
+    else:
+        accepted_title = f"W2 async webhooks accepted, c={W2_CONCURRENCY}"
+        completed_title = "W2 executions completed (first accept to last succeeded)"
+    record({"section": a.section, "workload": accepted_title,
             "kind": "rps", "c": W2_CONCURRENCY, "req_s": m["accepted_s"], "p50_ms": None, "p99_ms": None,
             "errors": sum(r["wrk_errors"] for r in runs), "runs": [round(r["accepted_s"], 1) for r in runs],
             "note": note})
-    record({"section": a.section, "workload": "W2 executions completed (first accept to last succeeded)",
+    record({"section": a.section, "workload": completed_title,
             "kind": "rps", "unit": "executions/s", "c": W2_CONCURRENCY, "req_s": m["completed_s"], "p50_ms": m["p50_ms"],
             "p99_ms": m["p99_ms"], "errors": sum(r["failed"] for r in runs),
             "runs": [round(r["completed_s"] or 0, 1) for r in runs],
             "note": (f"latency = accept to succeeded; backlog drained {m['drain_s']:.1f} s after load ended"
                      + (f"; {note}" if note else ""))})
+
+
+def cmd_history(a):
+    """Creates and starts a W2-shaped flow, runs one webhook call through it, waits (bounded)
+    until its execution succeeded and prints the execution's id: the template row that
+    scripts/bench copies to seed stored executions (of this flow, not of any measured one)."""
+    api = Api(a.base, a.token)
+    flow_id = create_flow(api, three_node_flow("bench-history"))
+    start_flow(api, flow_id, timeout=a.flow_timeout)
+    status, data = Api(a.base).call("POST", f"/webhooks/{flow_id}", ANCHOR_BODY)
+    if not 200 <= status < 300:
+        raise RuntimeError(f"history webhook: {status} {str(data)[:300]}")
+    deadline = time.monotonic() + a.flow_timeout
+    while True:
+        execs = all_executions(api, flow_id)
+        ended = [e for e in execs if e["status"] in ("succeeded", "failed", "cancelled")]
+        if ended:
+            if ended[0]["status"] != "succeeded":
+                raise RuntimeError(f"history execution ended {ended[0]['status']}: {str(ended[0])[:300]}")
+            print(ended[0]["id"])
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"history execution not ended after {a.flow_timeout} s: {str(execs)[:300]}")
+        time.sleep(0.1)
+
+
+def cmd_list_executions(a):
+    """Times `GET /executions?page[size]=10` (the API's default view: newest first, as the
+    token's user sees them): one warm-up call, then --calls calls one after another; records
+    the median."""
+    api = Api(a.base, a.token)
+    path = "/executions?" + urllib.parse.urlencode({"page[size]": 10})
+    api.ok("GET", path)
+    times, totals = [], set()
+    for _ in range(a.calls):
+        t0 = time.perf_counter()
+        data = api.ok("GET", path)
+        times.append((time.perf_counter() - t0) * 1000)
+        totals.add(data["meta"]["total"])
+        if len(data["data"]) != min(10, data["meta"]["total"]):
+            raise RuntimeError(f"GET {path}: {len(data['data'])} items for a total of {data['meta']['total']}")
+    notes = [f"median of {a.calls} calls, min {min(times):.1f} ms, max {max(times):.1f} ms; "
+             f"meta.total {', '.join(str(t) for t in sorted(totals))}"]
+    if a.expect_total is not None and totals != {a.expect_total}:
+        notes.append(f"expected a total of {a.expect_total}")
+    if server_errors_note():
+        notes.append(server_errors_note())
+    if a.note:
+        notes.append(a.note)
+    record({"section": a.section, "workload": a.title, "kind": "duration", "value": median(times),
+            "calls": a.calls, "total": sorted(totals), "note": "; ".join(notes)})
 
 
 def cmd_w3(a):
@@ -512,6 +612,8 @@ def cmd_w4(a):
     note = ""
     if failures:
         note = f"{sum(r['errors'] for r in runs)} starts did not reach active: {failures[0][:200]}"
+    if server_errors_note():
+        note = "; ".join(n for n in (note, server_errors_note()) if n)
     record({"section": a.section, "workload": f"W4 start-to-active over {W4_FLOWS} flows ({W4_STARTERS} at a time)",
             "kind": "latency", "p50_ms": median([r["p50_ms"] for r in runs]),
             "p99_ms": median([r["p99_ms"] for r in runs]), "req_s": median([r["per_s"] for r in runs]),
@@ -527,7 +629,7 @@ def cmd_rss(a):
 
 
 def cmd_note(a):
-    record({"section": a.section, "workload": a.title, "kind": "finding", "note": a.text})
+    record({"section": a.section, "workload": a.title, "kind": a.kind, "note": a.text})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,7 +649,8 @@ def cmd_table(a):
     ceilings = {(r["ceiling"], r["c"]): r["req_s"] for r in rows if r.get("section") == "ceiling"}
     durable = a.durable
     sections = {"ceiling": "ceilings (this machine)", "embedded": "FlowMate embedded (SQLite, in-process bus)",
-                "pg": "FlowMate PostgreSQL + Kafka (1 api, 2 workers)"}
+                "pg": "FlowMate PostgreSQL + Kafka (1 api, 2 workers)",
+                "scaling": "scaling on PostgreSQL + Kafka (W2)"}
     out = [f"| workload | FlowMate | ratio to bare axum | ratio to durable SQLite ({durable}) |",
            "| --- | --- | --- | --- |"]
 
@@ -574,9 +677,13 @@ def cmd_table(a):
                 figure = f"{r['value'] / 1024:.1f} MiB"
             elif kind == "startup":
                 figure = f"{fmt_ms(r['value'])} to the first 200"
+            elif kind == "duration":
+                figure = f"{fmt_ms(r.get('value'))} per call"
             elif kind == "finding":
                 figure = "not measured"
-            if r.get("note"):
+            if kind == "info":
+                figure = r.get("note", "")
+            elif r.get("note"):
                 figure += f" — {r['note']}"
             if key == "ceiling" or kind != "rps":
                 r_bare = r_dur = "—"
@@ -629,7 +736,26 @@ def main():
         s.add_argument("--password", default="")
         s.add_argument("--drain-timeout", type=float, default=180)
         s.add_argument("--flow-timeout", type=float, default=60)
+        s.add_argument("--title", default="",
+                       help="w2: prefix of the rows' workload titles ('<title>: accepted, c=16', "
+                            "'<title>: completed ...') instead of the default ones")
         s.set_defaults(fn=fn)
+
+    s = sub.add_parser("history")
+    s.add_argument("--base", required=True)
+    s.add_argument("--token", required=True)
+    s.add_argument("--flow-timeout", type=float, default=60)
+    s.set_defaults(fn=cmd_history)
+
+    s = sub.add_parser("list-executions")
+    s.add_argument("--base", required=True)
+    s.add_argument("--token", required=True)
+    s.add_argument("--section", default="embedded")
+    s.add_argument("--title", required=True)
+    s.add_argument("--calls", type=int, default=7)
+    s.add_argument("--expect-total", type=int)
+    s.add_argument("--note", default="")
+    s.set_defaults(fn=cmd_list_executions)
 
     s = sub.add_parser("rss")
     s.add_argument("--pids", required=True)
@@ -641,6 +767,8 @@ def main():
     s.add_argument("--section", required=True)
     s.add_argument("--title", required=True)
     s.add_argument("--text", required=True)
+    s.add_argument("--kind", choices=("finding", "info"), default="finding",
+                   help="finding: 'not measured — TEXT'; info: TEXT alone")
     s.set_defaults(fn=cmd_note)
 
     s = sub.add_parser("table")
@@ -651,7 +779,7 @@ def main():
     s.set_defaults(fn=cmd_table)
 
     a = p.parse_args()
-    if a.cmd not in ("w1", "w2", "w3", "w4"):
+    if a.cmd not in ("w1", "w2", "w3", "w4", "list-executions"):
         a.fn(a)
         return
     # A workload FlowMate cannot run as specified is a finding in the table, not a crash.
@@ -659,7 +787,8 @@ def main():
         a.fn(a)
     except (RuntimeError, OSError, http.client.HTTPException, KeyError, ValueError) as e:
         log(f"{a.cmd} failed: {e}")
-        record({"section": a.section, "workload": f"{a.cmd.upper()} (could not run)", "kind": "finding",
+        title = getattr(a, "title", "") or a.cmd.upper()
+        record({"section": a.section, "workload": f"{title} (could not run)", "kind": "finding",
                 "note": " ".join(str(e).split())[:400]})
 
 
