@@ -131,8 +131,9 @@ pub struct Config {
     /// Executions run at the same time by this process, over all flows.
     #[arg(long, env = "FLOWMATE_MAX_CONCURRENT_EXECUTIONS", default_value_t = 64, global = true)]
     pub max_concurrent_executions: usize,
-    /// Executions of one flow run at the same time by this process.
-    #[arg(long, env = "FLOWMATE_MAX_CONCURRENT_PER_FLOW", default_value_t = 8, global = true)]
+    /// Executions of one flow run at the same time by this process (half the global limit by
+    /// default: one busy flow cannot take every slot, yet is not held to a few at a time).
+    #[arg(long, env = "FLOWMATE_MAX_CONCURRENT_PER_FLOW", default_value_t = 32, global = true)]
     pub max_concurrent_per_flow: usize,
     /// Seconds a worker's lease on a running execution lasts without renewal; a worker that
     /// dies is detected this long after its last renewal.
@@ -154,6 +155,10 @@ pub struct Config {
     /// processes, a change made through another one is seen after at most this long.
     #[arg(long, env = "FLOWMATE_FLOW_CACHE_TTL_MS", default_value_t = 1000, global = true)]
     pub flow_cache_ttl_ms: u64,
+    /// Most executions waiting to run before calls that would queue one more (asynchronous
+    /// webhook calls) are answered 503 with Retry-After (`0`: no limit).
+    #[arg(long, env = "FLOWMATE_MAX_QUEUED_EXECUTIONS", default_value_t = 10_000, global = true)]
+    pub max_queued_executions: u64,
     /// Milliseconds a bearer-token lookup (token and user) is kept in memory (`0`: not cached).
     /// A logout or a user change through this process is seen at once; with several `api`
     /// processes, a token revoked through another one still works there for at most this long.

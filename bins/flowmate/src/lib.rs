@@ -2,6 +2,7 @@
 //! commands of the `flowmate` binary. Tests build the same application through [`wiring`].
 
 pub mod backends;
+pub mod backlog;
 pub mod commands;
 pub mod config;
 pub mod retention;

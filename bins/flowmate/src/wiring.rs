@@ -5,6 +5,7 @@
 //! relays the outbox it writes to.
 
 use crate::backends::{Buses, Stores, open_bus, open_storage};
+use crate::backlog::spawn_backlog_sampler;
 use crate::config::{Config, Role};
 use adapters_crypto::{Argon2Hasher, RandomTokenMinter};
 use adapters_http::{AppState, HttpConfig};
@@ -16,9 +17,9 @@ use flow_domain::ids::UserId;
 use flow_domain::permission::{Permission, PermissionSet};
 use flow_domain::ports::{ComponentCatalogue, InlineRunner};
 use flow_domain::services::{
-    AuthService, ComponentService, ExecutionService, FirstAdmin, FlowService, LifecycleListener,
-    LoginThrottle, TemplateService, TenantService, ThrottleConfig, UserService, Watchdog, WatchdogConfig,
-    WebhookService,
+    AuthService, ComponentService, ExecutionBacklog, ExecutionService, FirstAdmin, FlowService,
+    LifecycleListener, LoginThrottle, TemplateService, TenantService, ThrottleConfig, UserService, Watchdog,
+    WatchdogConfig, WebhookService,
 };
 use flow_domain::time::{Clock, SystemClock};
 use flow_domain::token_cache::TokenCache;
@@ -183,7 +184,10 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
     let metrics = crate::telemetry::metrics_handle();
     tasks.push(crate::telemetry::spawn_metrics_upkeep(metrics.clone(), cancel.clone()));
     let router = if serves_api {
-        let state = app_state(config, &stores, &buses, auth, hasher, catalogue, clock, executor);
+        let backlog = Arc::new(ExecutionBacklog::new(config.max_queued_executions));
+        tasks.push(spawn_backlog_sampler(backlog.clone(), stores.executions.clone(), cancel.clone()));
+        let services = ApiServices { auth, hasher, catalogue, inline: executor, backlog };
+        let state = app_state(config, &stores, &buses, services, clock);
         adapters_http::router(state)
     } else {
         adapters_http::health_router(stores.health.clone(), buses.health.clone())
@@ -213,18 +217,23 @@ fn executor(config: &Config, stores: &Stores, clock: Arc<dyn Clock>) -> anyhow::
     ))
 }
 
-// Each argument is one of the services the API state is assembled from.
-#[allow(clippy::too_many_arguments)]
+/// The shared services the API state is assembled from, besides the stores.
+struct ApiServices {
+    auth: Arc<AuthService>,
+    hasher: Arc<Argon2Hasher>,
+    catalogue: Arc<dyn ComponentCatalogue>,
+    inline: Arc<dyn InlineRunner>,
+    backlog: Arc<ExecutionBacklog>,
+}
+
 fn app_state(
     config: &Config,
     stores: &Stores,
     buses: &Buses,
-    auth: Arc<AuthService>,
-    hasher: Arc<Argon2Hasher>,
-    catalogue: Arc<dyn ComponentCatalogue>,
+    services: ApiServices,
     clock: Arc<dyn Clock>,
-    inline: Arc<dyn InlineRunner>,
 ) -> AppState {
+    let ApiServices { auth, hasher, catalogue, inline, backlog } = services;
     let flows = Arc::new(
         FlowService::new(stores.flows.clone(), clock.clone()).with_cached_reads(stores.cached_flows.clone()),
     );
@@ -244,7 +253,8 @@ fn app_state(
                 auth.clone(),
                 clock.clone(),
             )
-            .with_inline_runner(inline),
+            .with_inline_runner(inline)
+            .with_backlog(backlog),
         ),
         executions: Arc::new(ExecutionService::new(
             stores.executions.clone(),

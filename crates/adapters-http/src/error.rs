@@ -18,6 +18,8 @@ use utoipa::ToSchema;
 pub const INTERNAL_ERROR: &str = "Internal server error";
 /// The message of every 503.
 pub const UNAVAILABLE: &str = "Service temporarily unavailable; retry later.";
+/// The 503 answer while too many executions wait to run.
+pub const OVERLOADED: &str = "Too many executions are waiting to run; retry later.";
 /// The message of a 429 on login.
 pub const RATE_LIMITED: &str = "Too many failed login attempts. Retry later.";
 /// The message of a 400 for a path or filter id that is not a well-formed id.
@@ -111,6 +113,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::RateLimited { retry_after_secs } => ApiError {
                 retry_after_secs: Some(retry_after_secs.max(1)),
                 ..single(StatusCode::TOO_MANY_REQUESTS, RATE_LIMITED.into())
+            },
+            ServiceError::Overloaded { retry_after_secs } => ApiError {
+                retry_after_secs: Some(retry_after_secs.max(1)),
+                ..single(StatusCode::SERVICE_UNAVAILABLE, OVERLOADED.into())
             },
             ServiceError::Unavailable(reason) => {
                 tracing::warn!(request_id = %request_id::current().unwrap_or_default(), %reason,
@@ -216,6 +222,7 @@ mod tests {
         assert_eq!(status_of(ServiceError::Unauthenticated("no".into())), 401);
         assert_eq!(status_of(ServiceError::RateLimited { retry_after_secs: 3 }), 429);
         assert_eq!(status_of(ServiceError::Unavailable("db down".into())), 503);
+        assert_eq!(status_of(ServiceError::Overloaded { retry_after_secs: 1 }), 503);
         assert_eq!(status_of(ServiceError::Unexpected(anyhow::anyhow!("boom"))), 500);
     }
 

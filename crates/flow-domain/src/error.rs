@@ -50,6 +50,13 @@ pub enum ServiceError {
         /// Seconds until a new attempt is allowed.
         retry_after_secs: u64,
     },
+    /// Too much work is waiting (the execution backlog is over its limit); retry after the
+    /// given number of seconds. Nothing was stored.
+    #[error("Too many executions are waiting to run")]
+    Overloaded {
+        /// Seconds to wait before retrying.
+        retry_after_secs: u64,
+    },
     /// A backing service (database, bus) is unreachable; retry later.
     #[error("service unavailable: {0}")]
     Unavailable(String),

@@ -1,6 +1,7 @@
 //! Use cases. Each service checks permission and ownership, applies the rules, and persists
 //! through the ports; handlers call exactly one method and render its result.
 
+pub mod admission;
 pub mod components;
 pub mod executions;
 pub mod flows;
@@ -19,6 +20,7 @@ mod tests;
 #[cfg(test)]
 mod webhook_tests;
 
+pub use admission::ExecutionBacklog;
 pub use components::ComponentService;
 pub use executions::ExecutionService;
 pub use flows::FlowService;

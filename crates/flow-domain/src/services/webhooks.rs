@@ -6,6 +6,7 @@
 //! outside effects and waiting) is run in the calling process instead, and the ended execution,
 //! with all its steps, is stored once before the answer: no event, no worker, no polling.
 
+use super::admission::ExecutionBacklog;
 use super::identity::AuthService;
 use super::webhook_auth::{StandardWebhookHeaders, WebhookSettings, verify_hmac, verify_standard_webhook};
 use crate::actor::Actor;
@@ -108,6 +109,7 @@ pub struct WebhookService {
     auth: Arc<AuthService>,
     clock: Arc<dyn Clock>,
     inline: Option<Arc<dyn InlineRunner>>,
+    backlog: Option<Arc<ExecutionBacklog>>,
 }
 
 impl WebhookService {
@@ -118,7 +120,14 @@ impl WebhookService {
         auth: Arc<AuthService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { flows, executions, auth, clock, inline: None }
+        Self { flows, executions, auth, clock, inline: None, backlog: None }
+    }
+
+    /// Refuses calls that would queue an execution while `backlog` is over its limit.
+    #[must_use]
+    pub fn with_backlog(mut self, backlog: Arc<ExecutionBacklog>) -> Self {
+        self.backlog = Some(backlog);
+        self
     }
 
     /// Runs synchronous calls to flows that `runner` can run inline in this process.
@@ -133,7 +142,8 @@ impl WebhookService {
     /// # Errors
     /// `NotFound` when the flow is unknown, malformed or not active; `Forbidden` when the
     /// flow requires authentication and the caller fails it; `Unavailable` when storage is
-    /// down (nothing was accepted).
+    /// down and `Overloaded` while the execution backlog is over its limit (nothing was
+    /// accepted either way).
     pub async fn accept(&self, call: &WebhookCall) -> ServiceResult<WebhookAccepted> {
         self.accept_with(call, false).await
     }
@@ -174,6 +184,9 @@ impl WebhookService {
             // answered with the first call's execution by the idempotent insert.
             Some(runner) => (runner.run_inline(Arc::new(flow), execution).await, Vec::new()),
             None => {
+                if let Some(backlog) = &self.backlog {
+                    backlog.admit()?;
+                }
                 let events = vec![Event::flow_execute(flow.id, execution.id, now)];
                 (execution, events)
             }

@@ -26,14 +26,14 @@ pub struct ExecutorConfig {
 }
 
 impl Default for ExecutorConfig {
-    /// A random worker id, 30 s leases, 64 concurrent executions (8 per flow), 3 lease
+    /// A random worker id, 30 s leases, 64 concurrent executions (32 per flow), 3 lease
     /// attempts, 60 s queued grace, public networks only, 10 000 step runs.
     fn default() -> Self {
         Self {
             worker_id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             lease: Duration::from_secs(30),
             max_concurrent: 64,
-            max_per_flow: 8,
+            max_per_flow: 32,
             max_lease_attempts: 3,
             queued_grace: Duration::from_secs(60),
             allow_private_networks: false,
