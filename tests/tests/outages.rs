@@ -57,3 +57,27 @@ async fn a_database_outage_answers_503_fast_and_recovers_by_itself() {
     assert_eq!(app.wait_for_execution(&app.admin, &execution).await["status"], "succeeded");
     app.shutdown().await;
 }
+
+/// Requests abandoned at any point (a client that disconnects drops its request) run to their
+/// end anyway, so they never leave a pooled PostgreSQL connection inside a transaction or lose
+/// it from the pool: with two connections, every request after 1,280 abandoned ones (64 at a time) succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_requests_never_poison_the_database_pool() {
+    let (app, _) =
+        TestApp::spawn_on_postgres(|url| url.to_string(), &["--database-max-connections", "2"]).await;
+    for round in 0..20_u64 {
+        let calls = (0..64_u64).map(|n| {
+            let wait = Duration::from_micros(50 * ((round * 64 + n) % 60));
+            let body = flowmate_tests::flow_body(&format!("abandoned {round}-{n}"));
+            tokio::time::timeout(wait, app.post("/flows", &app.admin, body))
+        });
+        let _ = futures::future::join_all(calls).await;
+    }
+    for n in 0..20 {
+        let created = app.post("/flows", &app.admin, flowmate_tests::flow_body(&format!("kept {n}"))).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let id = created.body["data"]["id"].as_str().expect("id").to_string();
+        assert_eq!(app.get(&format!("/flows/{id}"), &app.admin).await.status, StatusCode::OK);
+    }
+    app.shutdown().await;
+}

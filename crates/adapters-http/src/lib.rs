@@ -3,8 +3,10 @@
 //! [`router`] builds the complete application: every route of the API (handlers parse, call one
 //! use case, render), the error envelope for every failure including axum's own rejections and
 //! unknown routes, the body limit, the request id (`x-request-id`, echoed on every response and
-//! carried by a tracing span per request), and the OpenAPI document with Swagger UI.
+//! carried by a tracing span per request), and the OpenAPI document with Swagger UI. Each
+//! request runs to its end even when its client disconnects (`detach`).
 
+mod detach;
 mod envelope;
 mod error;
 mod extract;
@@ -72,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(detach::run_to_completion))
                 .layer(axum::middleware::from_fn(request_id::mark_client_sent))
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
