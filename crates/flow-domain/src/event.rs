@@ -128,12 +128,15 @@ impl Event {
         Self::new(name, Some(template.to_string()), TEMPLATES_SOURCE, payload, now)
     }
 
-    /// `flow.execute` with `{flowId, executionId}` (the message is stored with the execution),
-    /// keyed by flow id.
+    /// `flow.execute` with `{flowId, executionId}` (the message is stored with the execution).
+    ///
+    /// Keyed by the execution, not the flow: executions of one flow run concurrently anyway,
+    /// so no order is lost, and a busy flow's executions spread over every partition and so
+    /// over every worker (keyed by flow, one flow's executions all went to one worker).
     pub fn flow_execute(flow: FlowId, execution: ExecutionId, now: DateTime<Utc>) -> Self {
         Self::new(
             names::FLOW_EXECUTE,
-            Some(flow.to_string()),
+            Some(execution.to_string()),
             EXECUTIONS_SOURCE,
             json!({ "flowId": flow, "executionId": execution }),
             now,
