@@ -14,6 +14,7 @@
 
 use crate::error::PortError;
 use crate::event::{Consumed, Event};
+use crate::expiring::ExpiringMap;
 use crate::ids::FlowId;
 use crate::model::Flow;
 use crate::ports::FlowRepository;
@@ -21,28 +22,16 @@ use crate::query::{FlowQuery, Page};
 use crate::time::Clock;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The most flows kept; when full, the cache starts over (a bound, not an eviction policy).
 pub const MAX_CACHED_FLOWS: usize = 10_000;
 
-/// A cached flow and when it stops being trusted.
-struct Entry {
-    flow: Arc<Flow>,
-    expires_at: DateTime<Utc>,
-}
-
 /// The shared state of both views.
 struct Shared {
     store: Arc<dyn FlowRepository>,
-    clock: Arc<dyn Clock>,
-    ttl: Duration,
-    entries: RwLock<HashMap<FlowId, Entry>>,
-    /// Bumped by every write, so a read that overlapped a write does not cache its result.
-    generation: AtomicU64,
+    flows: ExpiringMap<FlowId, Arc<Flow>>,
 }
 
 /// A cache of flows over `store`; see the module documentation.
@@ -53,15 +42,14 @@ pub struct FlowCache {
 
 impl std::fmt::Debug for FlowCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlowCache").field("ttl", &self.shared.ttl).finish_non_exhaustive()
+        f.debug_struct("FlowCache").field("ttl", &self.shared.flows.ttl()).finish_non_exhaustive()
     }
 }
 
 impl FlowCache {
     /// A cache keeping each flow at most `ttl` (zero: nothing is cached).
     pub fn new(store: Arc<dyn FlowRepository>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
-        let shared =
-            Shared { store, clock, ttl, entries: RwLock::new(HashMap::new()), generation: AtomicU64::new(0) };
+        let shared = Shared { store, flows: ExpiringMap::new(clock, ttl, MAX_CACHED_FLOWS) };
         Self { shared: Arc::new(shared) }
     }
 
@@ -77,7 +65,7 @@ impl FlowCache {
 
     /// How many flows are cached now (expired ones included until replaced).
     pub fn len(&self) -> usize {
-        self.shared.entries.read().unwrap_or_else(PoisonError::into_inner).len()
+        self.shared.flows.len()
     }
 
     /// Whether nothing is cached.
@@ -87,38 +75,14 @@ impl FlowCache {
 }
 
 impl Shared {
-    fn cached(&self, id: FlowId) -> Option<Flow> {
-        let now = self.clock.now();
-        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        entries.get(&id).filter(|entry| entry.expires_at > now).map(|entry| Flow::clone(&entry.flow))
-    }
-
     async fn get(&self, id: FlowId) -> Result<Option<Flow>, PortError> {
-        if self.ttl <= Duration::zero() {
-            return self.store.get(id).await;
-        }
-        if let Some(flow) = self.cached(id) {
-            return Ok(Some(flow));
-        }
-        let generation = self.generation.load(Ordering::Acquire);
-        let flow = self.store.get(id).await?;
-        if let Some(flow) = &flow {
-            let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-            // Checked under the lock: a write bumps the generation before taking it.
-            if self.generation.load(Ordering::Acquire) == generation {
-                if entries.len() >= MAX_CACHED_FLOWS {
-                    entries.clear();
-                }
-                let expires_at = self.clock.now() + self.ttl;
-                entries.insert(id, Entry { flow: Arc::new(flow.clone()), expires_at });
-            }
-        }
-        Ok(flow)
+        let load = || async { Ok(self.store.get(id).await?.map(Arc::new)) };
+        let flow = self.flows.read_through(&id, |_| true, load).await?;
+        Ok(flow.map(|flow| Flow::clone(&flow)))
     }
 
     fn forget(&self, id: FlowId) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.entries.write().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        self.flows.forget(&id);
     }
 }
 

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod error;
 pub mod event;
 pub mod execution_lifecycle;
+mod expiring;
 pub mod expr;
 pub mod ids;
 pub mod lifecycle;

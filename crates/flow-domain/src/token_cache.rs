@@ -17,6 +17,7 @@
 
 use crate::error::PortError;
 use crate::event::Event;
+use crate::expiring::ExpiringMap;
 use crate::ids::{TenantId, TokenId, UserId};
 use crate::model::{AccessToken, NewUser, User};
 use crate::ports::{TokenRepository, UserRepository};
@@ -24,30 +25,17 @@ use crate::query::{Page, UserQuery};
 use crate::time::Clock;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 /// The most tokens kept; when full, the cache starts over (a bound, not an eviction policy).
 pub const MAX_CACHED_TOKENS: usize = 10_000;
-
-/// A cached lookup and when it stops being trusted.
-struct Entry {
-    token: AccessToken,
-    user: User,
-    cached_until: DateTime<Utc>,
-}
 
 /// The shared state of both views.
 struct Shared {
     tokens: Arc<dyn TokenRepository>,
     users: Arc<dyn UserRepository>,
-    clock: Arc<dyn Clock>,
-    ttl: Duration,
-    /// By token hash.
-    entries: RwLock<HashMap<String, Entry>>,
-    /// Bumped by every write, so a read that overlapped a write does not cache its result.
-    generation: AtomicU64,
+    /// Lookups by token hash.
+    lookups: ExpiringMap<String, (AccessToken, User)>,
 }
 
 /// A cache of token lookups over `tokens` and `users`; see the module documentation.
@@ -58,7 +46,7 @@ pub struct TokenCache {
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCache").field("ttl", &self.shared.ttl).finish_non_exhaustive()
+        f.debug_struct("TokenCache").field("ttl", &self.shared.lookups.ttl()).finish_non_exhaustive()
     }
 }
 
@@ -70,14 +58,7 @@ impl TokenCache {
         clock: Arc<dyn Clock>,
         ttl: Duration,
     ) -> Self {
-        let shared = Shared {
-            tokens,
-            users,
-            clock,
-            ttl,
-            entries: RwLock::new(HashMap::new()),
-            generation: AtomicU64::new(0),
-        };
+        let shared = Shared { tokens, users, lookups: ExpiringMap::new(clock, ttl, MAX_CACHED_TOKENS) };
         Self { shared: Arc::new(shared) }
     }
 
@@ -93,7 +74,7 @@ impl TokenCache {
 
     /// How many lookups are cached now (expired ones included until replaced).
     pub fn len(&self) -> usize {
-        self.shared.entries.read().unwrap_or_else(PoisonError::into_inner).len()
+        self.shared.lookups.len()
     }
 
     /// Whether nothing is cached.
@@ -103,53 +84,21 @@ impl TokenCache {
 }
 
 impl Shared {
-    fn cached(&self, hash: &str, now: DateTime<Utc>) -> Option<(AccessToken, User)> {
-        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .get(hash)
-            .filter(|entry| entry.cached_until > now && entry.token.expires_at > now)
-            .map(|entry| (entry.token.clone(), entry.user.clone()))
-    }
-
     async fn find_valid(
         &self,
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(AccessToken, User)>, PortError> {
-        if self.ttl <= Duration::zero() {
-            return self.tokens.find_valid(hash, now).await;
-        }
-        if let Some(found) = self.cached(hash, now) {
-            return Ok(Some(found));
-        }
-        let generation = self.generation.load(Ordering::Acquire);
-        let found = self.tokens.find_valid(hash, now).await?;
-        if let Some((token, user)) = &found {
-            let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-            // Checked under the lock: a write bumps the generation before taking it.
-            if self.generation.load(Ordering::Acquire) == generation {
-                if entries.len() >= MAX_CACHED_TOKENS {
-                    entries.clear();
-                }
-                let entry = Entry {
-                    token: token.clone(),
-                    user: user.clone(),
-                    cached_until: self.clock.now() + self.ttl,
-                };
-                entries.insert(hash.to_string(), entry);
-            }
-        }
-        Ok(found)
+        let unexpired = |(token, _): &(AccessToken, User)| token.expires_at > now;
+        self.lookups.read_through(hash, unexpired, || self.tokens.find_valid(hash, now)).await
     }
 
     fn forget_token(&self, id: TokenId) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.entries.write().unwrap_or_else(PoisonError::into_inner).retain(|_, entry| entry.token.id != id);
+        self.lookups.forget_where(|_, (token, _)| token.id == id);
     }
 
     fn forget_all(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.entries.write().unwrap_or_else(PoisonError::into_inner).clear();
+        self.lookups.forget_where(|_, _| true);
     }
 }
 

@@ -100,25 +100,20 @@ impl Env {
     async fn flow(&self, nodes: Vec<Node>, edges: Vec<Edge>) -> Flow {
         let now = self.clock.now();
         let flow = Flow {
-            id: FlowId::new(),
-            spec: FlowSpec {
-                name: "executor test".into(),
-                description: None,
-                flow_type: FlowType::Ordinary,
-                cron: None,
-                graph: Graph { nodes, edges },
-                flow_settings: Map::new(),
-            },
-            tenant: None,
-            owners: Vec::new(),
             status: FlowStatus::Active,
-            status_reason: None,
-            from_template: None,
-            created_at: now,
-            updated_at: now,
-            status_changed_at: now,
-            lifecycle_attempts: 0,
-            revision: 0,
+            ..Flow::new(
+                FlowSpec {
+                    name: "executor test".into(),
+                    description: None,
+                    flow_type: FlowType::Ordinary,
+                    cron: None,
+                    graph: Graph { nodes, edges },
+                    flow_settings: Map::new(),
+                },
+                None,
+                Vec::new(),
+                now,
+            )
         };
         self.store.flows.insert(&flow, &[]).await.unwrap();
         flow

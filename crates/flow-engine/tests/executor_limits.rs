@@ -113,33 +113,28 @@ async fn setup(config: ExecutorConfig) -> (TestDb, Store, Arc<Executor>, Arc<Gat
 async fn flow(store: &Store) -> FlowId {
     let now = Utc::now();
     let flow = Flow {
-        id: FlowId::new(),
-        spec: FlowSpec {
-            name: "gated".into(),
-            description: None,
-            flow_type: FlowType::Ordinary,
-            cron: None,
-            graph: Graph {
-                nodes: vec![node("in", "webhook", "receive"), node("hold", "gate", "hold")],
-                edges: vec![Edge {
-                    id: None,
-                    source: "in".into(),
-                    target: "hold".into(),
-                    config: EdgeConfig::default(),
-                }],
-            },
-            flow_settings: Map::new(),
-        },
-        tenant: None,
-        owners: Vec::new(),
         status: FlowStatus::Active,
-        status_reason: None,
-        from_template: None,
-        created_at: now,
-        updated_at: now,
-        status_changed_at: now,
-        lifecycle_attempts: 0,
-        revision: 0,
+        ..Flow::new(
+            FlowSpec {
+                name: "gated".into(),
+                description: None,
+                flow_type: FlowType::Ordinary,
+                cron: None,
+                graph: Graph {
+                    nodes: vec![node("in", "webhook", "receive"), node("hold", "gate", "hold")],
+                    edges: vec![Edge {
+                        id: None,
+                        source: "in".into(),
+                        target: "hold".into(),
+                        config: EdgeConfig::default(),
+                    }],
+                },
+                flow_settings: Map::new(),
+            },
+            None,
+            Vec::new(),
+            now,
+        )
     };
     store.flows.insert(&flow, &[]).await.unwrap();
     flow.id

@@ -38,20 +38,7 @@ fn flow(status: FlowStatus, settings: Value, owner: UserId, tenant: TenantId) ->
     });
     let spec = parse_flow_document(&doc).map(|d| d.spec).unwrap_or_else(|e| panic!("{e:?}"));
     let now = clock().now();
-    Flow {
-        id: FlowId::new(),
-        spec,
-        tenant: Some(tenant),
-        owners: vec![Owner::user(owner.0)],
-        status,
-        status_reason: None,
-        from_template: None,
-        created_at: now,
-        updated_at: now,
-        status_changed_at: now,
-        lifecycle_attempts: 0,
-        revision: 1,
-    }
+    Flow { status, revision: 1, ..Flow::new(spec, Some(tenant), vec![Owner::user(owner.0)], now) }
 }
 
 fn user(id: UserId, tenant: TenantId, permissions: Vec<Permission>) -> User {

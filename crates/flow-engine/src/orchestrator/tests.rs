@@ -52,25 +52,20 @@ fn chain(nodes: Vec<Node>) -> Graph {
 fn flow(graph: Graph, cron: Option<&str>) -> Flow {
     let now = Utc::now();
     Flow {
-        id: FlowId::new(),
-        spec: FlowSpec {
-            name: "test flow".into(),
-            description: None,
-            flow_type: FlowType::Ordinary,
-            cron: cron.map(str::to_owned),
-            graph,
-            flow_settings: Default::default(),
-        },
-        tenant: None,
-        owners: Vec::new(),
         status: FlowStatus::Starting,
-        status_reason: None,
-        from_template: None,
-        created_at: now,
-        updated_at: now,
-        status_changed_at: now,
-        lifecycle_attempts: 0,
-        revision: 0,
+        ..Flow::new(
+            FlowSpec {
+                name: "test flow".into(),
+                description: None,
+                flow_type: FlowType::Ordinary,
+                cron: cron.map(str::to_owned),
+                graph,
+                flow_settings: Default::default(),
+            },
+            None,
+            Vec::new(),
+            now,
+        )
     }
 }
 
