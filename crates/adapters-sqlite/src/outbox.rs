@@ -48,7 +48,7 @@ impl Outbox for SqliteStore {
         .bind(millis(now))
         .bind(i64::from(limit));
         let mut rows = self
-            .write(false, move |tx| {
+            .write_one(false, move |tx| {
                 Box::pin(async move { query.fetch_all(&mut *tx).await.map_err(port_error) })
             })
             .await?;

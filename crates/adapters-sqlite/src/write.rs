@@ -9,6 +9,13 @@
 //! every job. So N concurrent writes cost one commit (one WAL fsync) instead of N, while each
 //! port method stays one atomic operation whose caller hears back only once it is durable.
 //!
+//! A job whose changes are one statement ([`SqliteStore::write_one`]: an execution insert,
+//! claim or save without events, the hot path of every run) needs no savepoint: SQLite undoes a
+//! failed statement by itself and keeps the transaction. It costs one round trip to the
+//! connection's thread instead of two. After such a job fails, one statement checks that the
+//! transaction survived the error (`RELEASE batch; SAVEPOINT batch` on the savepoint that spans
+//! the batch); when a job of this kind panics, the whole batch is rolled back and fails.
+//!
 //! The writer task is the only writer: no other code writes through the writer pool. It acquires
 //! the pool's single connection for the first batch and keeps it (no acquire, release and
 //! liveness ping per batch); only when a failed `ROLLBACK` leaves the connection in doubt is it
@@ -61,21 +68,54 @@ impl SqliteStore {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut Tx) -> BoxFuture<'c, Result<T, PortError>> + Send + 'static,
     {
+        self.send_job(appends_events, true, job).await
+    }
+
+    /// [`SqliteStore::write`] for a job that changes the database with *one* statement and,
+    /// when it answers `Err`, has changed nothing (its statement failed, or matched no row). It
+    /// runs without a savepoint of its own: one round trip to the writer connection less.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::write`]; when the job panics, its whole batch fails.
+    pub(crate) async fn write_one<T, F>(&self, appends_events: bool, job: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Tx) -> BoxFuture<'c, Result<T, PortError>> + Send + 'static,
+    {
+        self.send_job(appends_events, false, job).await
+    }
+
+    /// Queues `job` for the writer task and waits for its answer.
+    async fn send_job<T, F>(&self, appends_events: bool, savepoint: bool, job: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Tx) -> BoxFuture<'c, Result<T, PortError>> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let pending = Box::new(Typed { job: Some(job), result: None, reply });
         self.writes
             .jobs
-            .send(Job { appends_events, pending })
+            .send(Job { appends_events, savepoint, pending })
             .await
             .map_err(|_| PortError::Unavailable("the database is closed".into()))?;
         answer.await.unwrap_or_else(|_| Err(PortError::Unavailable("the database writer stopped".into())))
     }
 }
 
+/// `job` itself: pins a closure kept in a variable to the higher-ranked signature of a write job.
+pub(crate) fn write_job<T, F>(job: F) -> F
+where
+    F: for<'c> FnOnce(&'c mut Tx) -> BoxFuture<'c, Result<T, PortError>>,
+{
+    job
+}
+
 /// A job in the queue, its result type erased.
 struct Job {
     /// Whether it may append outbox events.
     appends_events: bool,
+    /// Whether it runs in a savepoint of its own (see [`SqliteStore::write_one`]).
+    savepoint: bool,
     /// The job and the channel back to its caller.
     pending: Box<dyn Pending>,
 }
@@ -140,7 +180,10 @@ pub(crate) struct GroupCommit {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("appends_events", &self.appends_events).finish_non_exhaustive()
+        f.debug_struct("Job")
+            .field("appends_events", &self.appends_events)
+            .field("savepoint", &self.savepoint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -231,44 +274,49 @@ impl Writer {
         held.as_mut().ok_or_else(|| PortError::Unavailable("no writer connection".into()))
     }
 
-    /// Runs `batch` in one transaction, one savepoint per job, commits, then answers every job.
-    /// Returns `false` when `conn` must not be used again.
+    /// Runs `batch` in one transaction (a savepoint per job that needs one), commits, then
+    /// answers every job. Returns `false` when `conn` must not be used again.
     async fn commit_batch(
         &self,
         conn: &mut PoolConnection<Sqlite>,
         batch: impl ExactSizeIterator<Item = Job>,
     ) -> bool {
         // Savepoint statements ride along with the statement before them (one round trip to
-        // the connection's thread instead of two): `BEGIN IMMEDIATE; SAVEPOINT job`, then after
-        // each job `RELEASE job; SAVEPOINT job` (or `ROLLBACK TO job; ...` when it failed),
-        // and finally `RELEASE job; COMMIT`.
-        if batch.len() == 0 {
-            return true;
-        }
-        if let Err(e) = execute(conn, "BEGIN IMMEDIATE; SAVEPOINT job").await {
-            // Either `BEGIN` failed (nothing to undo) or the savepoint did (undo the begin).
+        // the connection's thread instead of two); see `closing`.
+        let mut batch = batch.peekable();
+        let Some(first) = batch.peek() else { return true };
+        let begin = if first.savepoint {
+            "BEGIN IMMEDIATE; SAVEPOINT batch; SAVEPOINT job"
+        } else {
+            "BEGIN IMMEDIATE; SAVEPOINT batch"
+        };
+        if let Err(e) = execute(conn, begin).await {
+            // Either `BEGIN` failed (nothing to undo) or a savepoint did (undo the begin).
             let usable = rollback(conn).await;
             fail_all(batch, &e);
             return usable;
         }
         let mut ran = Vec::with_capacity(batch.len());
         let mut appended = false;
-        let mut batch = batch.into_iter().peekable();
         while let Some(mut job) = batch.next() {
-            let succeeded = run_job(conn, &mut job).await;
-            appended |= succeeded && job.appends_events;
-            let last = batch.peek().is_none();
-            let close = match (succeeded, last) {
-                (true, false) => "RELEASE job; SAVEPOINT job",
-                (false, false) => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
-                (true, true) => "RELEASE job; COMMIT",
-                (false, true) => "ROLLBACK TO job; RELEASE job; COMMIT",
-            };
+            let outcome = run_job(conn, &mut job).await;
+            appended |= outcome == Outcome::Succeeded && job.appends_events;
+            let savepoint = job.savepoint;
             ran.push(job);
-            if let Err(e) = execute(conn, close).await {
+            let failure = if outcome == Outcome::Panicked && !savepoint {
+                // Its changes cannot be undone alone.
+                Some(PortError::Other(anyhow::anyhow!("a write of the same batch panicked")))
+            } else {
+                let next = batch.peek().map(|next| next.savepoint);
+                match closing(savepoint, outcome == Outcome::Succeeded, next) {
+                    Some(sql) => execute(conn, sql).await.err(),
+                    None => None,
+                }
+            };
+            if let Some(e) = failure {
                 // The transaction is gone or unusable (or the commit failed): nothing of the
                 // batch is kept.
-                tracing::error!(error = %e, "SQLite savepoint or commit failed; the whole batch is rolled back");
+                tracing::error!(error = %e, "SQLite write batch failed; the whole batch is rolled back");
                 let usable = rollback(conn).await;
                 fail_all(ran.into_iter().chain(batch), &e);
                 return usable;
@@ -286,12 +334,47 @@ impl Writer {
     }
 }
 
-/// Runs `job` on the open savepoint; returns whether it succeeded (a panic counts as failed).
-async fn run_job(conn: &mut PoolConnection<Sqlite>, job: &mut Job) -> bool {
-    AssertUnwindSafe(job.pending.run(conn)).catch_unwind().await.unwrap_or_else(|_| {
-        tracing::error!("a SQLite write job panicked; its changes are rolled back");
-        false
+/// How a job ended on the writer connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Succeeded,
+    Failed,
+    Panicked,
+}
+
+/// What to run after a job: close its savepoint (releasing it, or rolling back to it first when
+/// the job failed), or after a failed job without one check that the transaction survived;
+/// then open the next job's savepoint (`next` is whether the next job wants one) or, after the
+/// last job, commit. `None` when nothing needs to run (a job without savepoint succeeded and
+/// the next one wants none either).
+fn closing(savepoint: bool, succeeded: bool, next: Option<bool>) -> Option<&'static str> {
+    Some(match (savepoint, succeeded, next) {
+        (true, true, Some(true)) => "RELEASE job; SAVEPOINT job",
+        (true, true, Some(false)) => "RELEASE job",
+        (true, true, None) => "RELEASE job; COMMIT",
+        (true, false, Some(true)) => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
+        (true, false, Some(false)) => "ROLLBACK TO job; RELEASE job",
+        (true, false, None) => "ROLLBACK TO job; RELEASE job; COMMIT",
+        (false, true, Some(true)) => "SAVEPOINT job",
+        (false, true, Some(false)) => return None,
+        (false, true, None) => "COMMIT",
+        // `RELEASE batch` fails when an error rolled the whole transaction back.
+        (false, false, Some(true)) => "RELEASE batch; SAVEPOINT batch; SAVEPOINT job",
+        (false, false, Some(false)) => "RELEASE batch; SAVEPOINT batch",
+        (false, false, None) => "RELEASE batch; COMMIT",
     })
+}
+
+/// Runs `job` (on its open savepoint, when it has one).
+async fn run_job(conn: &mut PoolConnection<Sqlite>, job: &mut Job) -> Outcome {
+    match AssertUnwindSafe(job.pending.run(conn)).catch_unwind().await {
+        Ok(true) => Outcome::Succeeded,
+        Ok(false) => Outcome::Failed,
+        Err(_) => {
+            tracing::error!("a SQLite write job panicked");
+            Outcome::Panicked
+        }
+    }
 }
 
 /// Runs one fixed statement on the writer connection.
@@ -316,20 +399,7 @@ async fn rollback(conn: &mut PoolConnection<Sqlite>) -> bool {
 /// Answers every job of `jobs` with (a copy of) `error`.
 fn fail_all(jobs: impl Iterator<Item = Job>, error: &PortError) {
     for job in jobs {
-        job.pending.answer(Some(copy_error(error)));
-    }
-}
-
-/// A copy of `error` for one more caller (`PortError` is not `Clone`: an `Other` is copied as its
-/// message with its cause chain).
-fn copy_error(error: &PortError) -> PortError {
-    match error {
-        PortError::NotFound => PortError::NotFound,
-        PortError::Conflict => PortError::Conflict,
-        PortError::Duplicate(key) => PortError::Duplicate(key),
-        PortError::AlreadyProcessed => PortError::AlreadyProcessed,
-        PortError::Unavailable(message) => PortError::Unavailable(message.clone()),
-        PortError::Other(e) => PortError::Other(anyhow::anyhow!("{e:#}")),
+        job.pending.answer(Some(error.copied()));
     }
 }
 
@@ -383,25 +453,29 @@ mod tests {
 
     /// A job inserting `k` into the test table.
     async fn insert(store: &SqliteStore, k: i64) -> Result<(), PortError> {
-        store
-            .write(false, move |tx| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO t (k) VALUES (?)")
-                        .bind(k)
-                        .execute(&mut *tx)
-                        .await
-                        .map(|_| ())
-                        .map_err(crate::error::unique_as("k"))
-                })
-            })
-            .await
+        store.write(false, insert_job(k)).await
     }
 
-    /// Jobs queued while a batch runs form the next batch, committed once; within it a failing
-    /// job and a panicking job are rolled back alone.
-    #[tokio::test]
-    async fn queued_jobs_commit_together_and_fail_alone() {
-        let dir = tempfile::tempdir().expect("temp dir");
+    /// The same as a one-statement job (no savepoint).
+    async fn insert_one(store: &SqliteStore, k: i64) -> Result<(), PortError> {
+        store.write_one(false, insert_job(k)).await
+    }
+
+    fn insert_job(k: i64) -> impl for<'c> FnOnce(&'c mut Tx) -> BoxFuture<'c, Result<(), PortError>> {
+        move |tx| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (k) VALUES (?)")
+                    .bind(k)
+                    .execute(&mut *tx)
+                    .await
+                    .map(|_| ())
+                    .map_err(crate::error::unique_as("k"))
+            })
+        }
+    }
+
+    /// A store with the test table `t (k INTEGER PRIMARY KEY)`.
+    async fn store_with_table(dir: &tempfile::TempDir) -> SqliteStore {
         let store = SqliteStore::connect(SqliteConfig::new(dir.path().join("t.db"))).await.expect("connect");
         store
             .write(false, |tx| {
@@ -415,8 +489,12 @@ mod tests {
             })
             .await
             .expect("create table");
+        store
+    }
 
-        // A job that holds its batch open until told to finish.
+    /// Holds the writer in a batch until the returned sender is used (or dropped), so that the
+    /// jobs queued meanwhile form the next batch together.
+    async fn hold_writer(store: &SqliteStore) -> (oneshot::Sender<()>, JoinHandle<Result<(), PortError>>) {
         let (started_tx, started) = oneshot::channel::<()>();
         let (finish, gate) = oneshot::channel::<()>();
         let blocker = tokio::spawn({
@@ -434,41 +512,58 @@ mod tests {
             }
         });
         started.await.expect("the blocker runs");
-        let before = store.commits();
+        (finish, blocker)
+    }
 
-        let first = tokio::spawn({
-            let store = store.clone();
-            async move { insert(&store, 1).await }
-        });
-        let duplicate = tokio::spawn({
-            let store = store.clone();
-            async move { insert(&store, 1).await }
-        });
-        let panicking = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .write::<(), _>(false, |tx| {
-                        Box::pin(async move {
-                            sqlx::query("INSERT INTO t (k) VALUES (3)")
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(port_error)?;
-                            panic!("a job that panics after writing");
-                        })
-                    })
-                    .await
-            }
-        });
-        let second = tokio::spawn({
-            let store = store.clone();
-            async move { insert(&store, 2).await }
-        });
+    /// Waits until `n` jobs wait in the writer's queue.
+    async fn wait_queued(store: &SqliteStore, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while store.writes.jobs.max_capacity() - store.writes.jobs.capacity() < 4 {
-            assert!(Instant::now() < deadline, "the four jobs were never queued");
+        while store.writes.jobs.max_capacity() - store.writes.jobs.capacity() < n {
+            assert!(Instant::now() < deadline, "the {n} jobs were never queued");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// The keys in the test table.
+    async fn keys(store: &SqliteStore) -> Vec<i64> {
+        sqlx::query_scalar("SELECT k FROM t ORDER BY k").fetch_all(&store.reader).await.expect("read")
+    }
+
+    /// Spawns `job(store)`.
+    fn spawn<T: Send + 'static>(
+        store: &SqliteStore,
+        job: impl FnOnce(SqliteStore) -> BoxFuture<'static, Result<T, PortError>>,
+    ) -> JoinHandle<Result<T, PortError>> {
+        tokio::spawn(job(store.clone()))
+    }
+
+    /// Jobs queued while a batch runs form the next batch, committed once; within it a failing
+    /// job and a panicking job are rolled back alone.
+    #[tokio::test]
+    async fn queued_jobs_commit_together_and_fail_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store_with_table(&dir).await;
+        let (finish, blocker) = hold_writer(&store).await;
+        let before = store.commits();
+
+        let first = spawn(&store, |s| Box::pin(async move { insert(&s, 1).await }));
+        let duplicate = spawn(&store, |s| Box::pin(async move { insert(&s, 1).await }));
+        let panicking = spawn(&store, |s| {
+            Box::pin(async move {
+                s.write::<(), _>(false, |tx| {
+                    Box::pin(async move {
+                        sqlx::query("INSERT INTO t (k) VALUES (3)")
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(port_error)?;
+                        panic!("a job that panics after writing");
+                    })
+                })
+                .await
+            })
+        });
+        let second = spawn(&store, |s| Box::pin(async move { insert(&s, 2).await }));
+        wait_queued(&store, 4).await;
         finish.send(()).expect("the blocker waits");
 
         blocker.await.expect("task").expect("blocker");
@@ -479,8 +574,66 @@ mod tests {
         let panicked = panicking.await.expect("task");
         assert!(matches!(panicked, Err(PortError::Other(_))), "got {panicked:?}");
         assert_eq!(store.commits() - before, 2, "the blocker's batch, then one batch of four");
-        let keys: Vec<i64> =
-            sqlx::query_scalar("SELECT k FROM t ORDER BY k").fetch_all(&store.reader).await.expect("read");
-        assert_eq!(keys, vec![1, 2], "the failed and the panicked jobs left nothing");
+        assert_eq!(keys(&store).await, vec![1, 2], "the failed and the panicked jobs left nothing");
+    }
+
+    /// One-statement jobs, mixed with savepoint jobs in one batch: a failing one is undone alone
+    /// by SQLite and the batch goes on; a panicking one fails its whole batch.
+    #[tokio::test]
+    async fn one_statement_jobs_fail_alone_and_a_panic_fails_the_batch() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store_with_table(&dir).await;
+
+        let (finish, blocker) = hold_writer(&store).await;
+        let before = store.commits();
+        let plain =
+            [1, 1, 3].map(|k| spawn(&store, move |s| Box::pin(async move { insert_one(&s, k).await })));
+        let with_savepoint = spawn(&store, |s| Box::pin(async move { insert(&s, 2).await }));
+        let after = spawn(&store, |s| Box::pin(async move { insert_one(&s, 4).await }));
+        wait_queued(&store, 5).await;
+        finish.send(()).expect("the blocker waits");
+        blocker.await.expect("task").expect("blocker");
+        let mut results = Vec::new();
+        for task in plain {
+            results.push(task.await.expect("task"));
+        }
+        assert!(results[2].is_ok(), "insert of 3: {:?}", results[2]);
+        let duplicates = results[..2].iter().filter(|r| matches!(r, Err(PortError::Duplicate("k")))).count();
+        assert_eq!(duplicates, 1, "exactly one of the two inserts of 1 fails: {results:?}");
+        with_savepoint.await.expect("task").expect("savepoint insert");
+        after.await.expect("task").expect("insert after the failure");
+        assert_eq!(store.commits() - before, 2, "the blocker's batch, then one batch of five");
+        assert_eq!(keys(&store).await, vec![1, 2, 3, 4]);
+
+        let (finish, blocker) = hold_writer(&store).await;
+        let good = spawn(&store, |s| Box::pin(async move { insert_one(&s, 10).await }));
+        let panicking = spawn(&store, |s| {
+            Box::pin(async move {
+                s.write_one::<(), _>(false, |tx| {
+                    Box::pin(async move {
+                        sqlx::query("INSERT INTO t (k) VALUES (11)")
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(port_error)?;
+                        panic!("a one-statement job that panics after writing");
+                    })
+                })
+                .await
+            })
+        });
+        let later = spawn(&store, |s| Box::pin(async move { insert(&s, 12).await }));
+        wait_queued(&store, 3).await;
+        finish.send(()).expect("the blocker waits");
+        blocker.await.expect("task").expect("blocker");
+        for (name, task) in [("good", good), ("panicking", panicking), ("later", later)] {
+            let result = task.await.expect("task");
+            assert!(
+                result.is_err(),
+                "{name}: the batch of a panicked one-statement job fails, got {result:?}"
+            );
+        }
+        assert_eq!(keys(&store).await, vec![1, 2, 3, 4], "nothing of the failed batch is kept");
+        insert_one(&store, 13).await.expect("the writer goes on after a failed batch");
+        assert_eq!(keys(&store).await, vec![1, 2, 3, 4, 13]);
     }
 }

@@ -99,6 +99,22 @@ pub enum PortError {
     Other(#[from] anyhow::Error),
 }
 
+impl PortError {
+    /// The same error for one more caller (an adapter answering every write of a failed batch):
+    /// `PortError` is not `Clone`, so an `Other` is copied as its message with its cause chain.
+    #[must_use]
+    pub fn copied(&self) -> PortError {
+        match self {
+            PortError::NotFound => PortError::NotFound,
+            PortError::Conflict => PortError::Conflict,
+            PortError::Duplicate(key) => PortError::Duplicate(key),
+            PortError::AlreadyProcessed => PortError::AlreadyProcessed,
+            PortError::Unavailable(message) => PortError::Unavailable(message.clone()),
+            PortError::Other(e) => PortError::Other(anyhow::anyhow!("{e:#}")),
+        }
+    }
+}
+
 impl From<PortError> for ServiceError {
     fn from(err: PortError) -> Self {
         match err {

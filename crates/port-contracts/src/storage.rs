@@ -145,6 +145,9 @@ pub fn contracts() -> Vec<Contract> {
         contract!("tenants", |p| identity::tenants(p.tenants)),
         contract!("tokens_lifecycle", |p| identity::tokens_lifecycle(p.users, p.tokens)),
         contract!("executions_round_trip", |p| executions::round_trip(p.executions, p.outbox)),
+        contract!("executions_concurrent_inserts_fail_alone", |p| {
+            executions::concurrent_inserts_fail_alone(p.executions, p.outbox)
+        }),
         contract!("executions_list_visibility", |p| executions::list_visibility(p.executions)),
         contract!("executions_list_filters_and_paging", |p| executions::list_filters_and_paging(
             p.executions

@@ -88,6 +88,53 @@ pub async fn round_trip(executions: Arc<dyn ExecutionRepository>, outbox: Arc<dy
     );
 }
 
+/// Inserts made at once (which an adapter may gather into one statement or transaction) each
+/// stand alone: a duplicate id among them fails with `Duplicate` and nothing else does; every
+/// other execution is stored, visible through its owners, with its event in the outbox.
+pub async fn concurrent_inserts_fail_alone(
+    executions: Arc<dyn ExecutionRepository>,
+    outbox: Arc<dyn Outbox>,
+) {
+    let tenant = TenantId::new();
+    let user = Uuid::now_v7();
+    let all: Vec<Execution> = (0..40)
+        .map(|_| {
+            execution(FlowId::new(), Some(tenant), vec![Owner::user(user), Owner::tenant(tenant.0)], now())
+        })
+        .collect();
+    let duplicate = all[7].clone();
+    drain(outbox.as_ref()).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for (i, e) in all.iter().chain(std::iter::once(&duplicate)).cloned().enumerate() {
+        let executions = Arc::clone(&executions);
+        let events = vec![event()];
+        calls.spawn(async move { (i, executions.insert(&e, &events).await.map(|()| events)) });
+    }
+    let mut appended = Vec::new();
+    let mut duplicates = 0;
+    while let Some(joined) = calls.join_next().await {
+        let (i, result) = joined.expect("insert task");
+        match result {
+            Ok(events) => appended.extend(events),
+            Err(PortError::Duplicate(_)) if i == 7 || i == all.len() => duplicates += 1,
+            Err(e) => panic!("insert {i} failed: {e}"),
+        }
+    }
+    assert_eq!(duplicates, 1, "exactly one of the two inserts of one id is Duplicate");
+    let mut listed =
+        ids(executions.as_ref(), &query(Visibility::Owners { tenant: Some(tenant), owner_ids: vec![user] }))
+            .await;
+    listed.sort();
+    let mut expected: Vec<ExecutionId> = all.iter().map(|e| e.id).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "every execution is stored and visible to its owner");
+    let mut published: Vec<_> = events_of(&drain(outbox.as_ref()).await).into_iter().map(|e| e.id).collect();
+    let mut wanted: Vec<_> = appended.into_iter().map(|e| e.id).collect();
+    published.sort();
+    wanted.sort();
+    assert_eq!(published, wanted, "the events of every stored execution, and only those, are in the outbox");
+}
+
 /// `list` applies each visibility exactly as `Actor::can_see` on the execution's tenant and
 /// owners, never across tenants, newest first.
 pub async fn list_visibility(executions: Arc<dyn ExecutionRepository>) {
