@@ -3,6 +3,7 @@
 //! usage report lives in `usage`.
 
 use crate::error::{IDEMPOTENCY_KEY, port_error, unique_as};
+use crate::insert_batch::NewExecution;
 use crate::listing::Resource;
 use crate::rows::{
     EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow,
@@ -10,7 +11,7 @@ use crate::rows::{
 };
 use crate::sql::{Arg, Filter, bind_args, millis, placeholders, q};
 use crate::store::PostgresStore;
-use crate::write::{Tx, append_events};
+use crate::write::{Tx, bind_events, with_events};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
@@ -35,22 +36,24 @@ const IDEMPOTENT_ATTEMPTS: usize = 5;
 /// Newest first, ties by id (descending too).
 const NEWEST_FIRST: Sort = Sort { field: SortField::CreatedAt, descending: true };
 
+/// The insert with its events, one statement (owners follow by trigger, migration 0003).
 static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     let columns: Vec<&str> =
         EXECUTION_WRITE_COLUMNS.iter().chain(EXECUTION_INSERT_ONLY_COLUMNS.iter()).copied().collect();
-    format!(
-        "INSERT INTO executions (id, {}, revision) VALUES (?, {}, ?)",
+    with_events(&format!(
+        "INSERT INTO executions (id, {}, revision) VALUES (?, {}, ?) RETURNING 1",
         columns.join(", "),
         placeholders(columns.len())
-    )
+    ))
 });
 
+/// The conditional update with its events, one statement; answers 1 when the row was written.
 static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
     let sets: Vec<String> = EXECUTION_WRITE_COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
-    format!(
-        "UPDATE executions SET {}, revision = revision + 1 WHERE id = ? AND revision = ?",
+    with_events(&format!(
+        "UPDATE executions SET {}, revision = revision + 1 WHERE id = ? AND revision = ? RETURNING 1",
         sets.join(", ")
-    )
+    ))
 });
 
 static GET_SQL: LazyLock<String> =
@@ -60,17 +63,14 @@ static KEY_HOLDER_SQL: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE flow_id = ? AND idempotency_key = ?")
 });
 
-/// Inserts `execution` with its owners and appends `events`, inside `tx`.
+/// Inserts `execution` with its owners (by trigger) and appends `events`, inside `tx`.
 async fn insert_in(tx: &mut Tx, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
-    let id = execution.id.to_string();
     let values = execution_insert_values(execution)?;
-    bind_args!(sqlx::query(q(&INSERT_SQL)).bind(id.clone()), &values)
-        .bind(execution.revision)
-        .execute(&mut **tx)
-        .await
-        .map_err(unique_as("execution id"))?;
-    EXECUTIONS.replace_owners(tx, &id, &execution.owners).await?;
-    append_events(tx, events).await
+    let query =
+        bind_args!(sqlx::query_scalar::<_, i64>(q(&INSERT_SQL)).bind(execution.id.to_string()), &values)
+            .bind(execution.revision);
+    bind_events(query, events)?.fetch_one(&mut **tx).await.map_err(unique_as("execution id"))?;
+    Ok(())
 }
 
 /// The execution of `execution`'s flow holding its idempotency key, if any (read in `tx`).
@@ -99,9 +99,11 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
 #[async_trait]
 impl ExecutionRepository for PostgresStore {
     async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
-        let mut tx = self.begin_write().await?;
-        insert_in(&mut tx, execution, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        // Gathered with concurrent inserts into one statement (see `insert_batch`).
+        let mut values = vec![Arg::Text(execution.id.to_string())];
+        values.extend(execution_insert_values(execution)?);
+        values.push(Arg::Int(execution.revision));
+        self.inserts.insert(NewExecution { values, events: events.to_vec() }).await
     }
 
     async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, PortError> {
@@ -162,19 +164,17 @@ impl ExecutionRepository for PostgresStore {
     async fn save(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
         let id = execution.id.to_string();
         let values = execution_values(execution)?;
-        let mut tx = self.begin_write().await?;
-        let updated = bind_args!(sqlx::query(q(&UPDATE_SQL)), &values)
+        // One statement, committed on its own: one round trip.
+        let query = bind_args!(sqlx::query_scalar::<_, i64>(q(&UPDATE_SQL)), &values)
             .bind(id.clone())
-            .bind(execution.revision)
-            .execute(&mut *tx)
-            .await
-            .map_err(port_error)?;
-        if updated.rows_affected() == 0 {
+            .bind(execution.revision);
+        let written = bind_events(query, events)?.fetch_one(&self.pool).await.map_err(port_error)?;
+        if written == 0 {
+            let mut tx = self.begin_write().await?;
             return Err(EXECUTIONS.missing_or_conflict(&mut tx, &id).await);
         }
-        EXECUTIONS.replace_owners(&mut tx, &id, &execution.owners).await?;
-        append_events(&mut tx, events).await?;
-        self.commit(tx, !events.is_empty()).await
+        self.committed(!events.is_empty());
+        Ok(())
     }
 
     async fn list_expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError> {

@@ -14,6 +14,7 @@ mod error;
 mod executions;
 mod flows;
 mod identity;
+mod insert_batch;
 mod listener;
 mod listing;
 mod outbox;

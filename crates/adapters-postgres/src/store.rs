@@ -1,6 +1,7 @@
 //! Opening the database: configuration, the pool, migrations, the outbox listener, health.
 
 use crate::error::port_error;
+use crate::insert_batch::InsertBatcher;
 use crate::listener::{OUTBOX_CHANNEL, spawn_listener, spawn_notifier};
 use anyhow::Context;
 use async_trait::async_trait;
@@ -73,6 +74,8 @@ pub struct PostgresStore {
     /// Signalled after a local commit that appended outbox events: the notifier then tells
     /// the relays of other processes.
     pub(crate) notify_request: Arc<Notify>,
+    /// Gathers concurrent execution inserts into one statement each (see `insert_batch`).
+    pub(crate) inserts: Arc<InsertBatcher>,
     /// Whether the listener currently listens.
     listening: watch::Receiver<bool>,
     _listener: Arc<ListenerTask>,
@@ -98,7 +101,10 @@ impl PostgresStore {
         let task = spawn_listener(pool.clone(), OUTBOX_CHANNEL, outbox_signal.clone(), listening_tx);
         let notify_request = Arc::new(Notify::new());
         let notifier = spawn_notifier(pool.clone(), OUTBOX_CHANNEL, notify_request.clone());
+        let inserts =
+            Arc::new(InsertBatcher::start(pool.clone(), outbox_signal.clone(), notify_request.clone()));
         let store = Self {
+            inserts,
             pool,
             outbox_signal,
             claim_ttl: config.claim_ttl,

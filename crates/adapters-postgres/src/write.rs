@@ -16,6 +16,8 @@ use crate::store::PostgresStore;
 use chrono::Utc;
 use flow_domain::error::PortError;
 use flow_domain::event::{Consumed, Event};
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryScalar;
 use sqlx::{Postgres, Transaction};
 
 /// A write transaction.
@@ -38,6 +40,56 @@ impl PostgresStore {
         }
         Ok(())
     }
+
+    /// After a single-statement write (committed on its own, no explicit transaction) that
+    /// appended events: wakes the relays as [`PostgresStore::commit`] does.
+    pub(crate) fn committed(&self, appended_events: bool) {
+        if appended_events {
+            self.outbox_signal.notify_one();
+            self.notify_request.notify_one();
+        }
+    }
+}
+
+/// `statement` (one data-modifying statement ending in `RETURNING 1`) and the append of events
+/// to the outbox as one statement, so that a write with its events is one round trip committed
+/// on its own: `WITH main AS (statement), appended AS (INSERT INTO outbox ...) SELECT count(*)
+/// FROM main`. The events are appended only when `statement` wrote its row, in the order given;
+/// the statement answers how many rows `statement` wrote. Bind the statement's own values, then
+/// [`bind_events`].
+pub(crate) fn with_events(statement: &str) -> String {
+    format!(
+        "WITH main AS ({statement}), appended AS (\
+         INSERT INTO outbox (event_id, name, key, created_at, source, payload) \
+         SELECT e.event_id, e.name, e.key, e.created_at, e.source, e.payload::jsonb \
+         FROM (SELECT count(*) AS n FROM main) AS written, \
+         unnest(?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::text[]) \
+         WITH ORDINALITY AS e (event_id, name, key, created_at, source, payload, position) \
+         WHERE written.n > 0 ORDER BY e.position) \
+         SELECT count(*) FROM main"
+    )
+}
+
+/// Binds the outbox columns of `events`, one array per column, to a statement of [`with_events`].
+///
+/// # Errors
+/// When an event's payload cannot be serialized.
+pub(crate) fn bind_events<'q>(
+    query: QueryScalar<'q, Postgres, i64, PgArguments>,
+    events: &[Event],
+) -> Result<QueryScalar<'q, Postgres, i64, PgArguments>, PortError> {
+    let payloads = events
+        .iter()
+        .map(|e| serde_json::to_string(&e.payload))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| crate::error::unserializable("event payload", e))?;
+    Ok(query
+        .bind(events.iter().map(|e| e.id.to_string()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.name.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.key.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| millis(e.created_at)).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.source.clone()).collect::<Vec<_>>())
+        .bind(payloads))
 }
 
 /// Records that `consumed.consumer` handled `consumed.event_id`.
