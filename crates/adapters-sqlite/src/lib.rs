@@ -11,6 +11,7 @@
 //! consumer's processed-event mark commit together or not at all. The schema lives in
 //! `migrations/`, embedded and applied by [`SqliteStore::connect`].
 
+mod checkpoint;
 mod components;
 mod error;
 mod executions;

@@ -1,6 +1,7 @@
 //! Opening the database: configuration, the writer pool and its group-commit task, the reader
-//! pool, migrations, health, closing.
+//! pool, the checkpoint task, migrations, health, closing.
 
+use crate::checkpoint::Checkpointer;
 use crate::error::port_error;
 use crate::write::GroupCommit;
 use anyhow::Context;
@@ -62,6 +63,8 @@ pub struct SqliteStore {
     pub(crate) writes: Arc<GroupCommit>,
     /// Read-only queries.
     pub(crate) reader: SqlitePool,
+    /// Checkpoints the WAL mostly off the write path; see [`crate::checkpoint`].
+    checkpointer: Arc<Checkpointer>,
     /// Signalled after a commit that appended outbox events.
     pub(crate) outbox_signal: Arc<Notify>,
     /// See [`SqliteConfig::claim_ttl`].
@@ -96,6 +99,10 @@ impl SqliteStore {
             .await
             .with_context(|| format!("opening SQLite database {}", config.path.display()))?;
         MIGRATOR.run(&writer).await.context("applying SQLite migrations")?;
+        let checkpoints =
+            SqlitePoolOptions::new().max_connections(1).connect_with(base.clone()).await.with_context(
+                || format!("opening the SQLite checkpoint connection on {}", config.path.display()),
+            )?;
         let reader = SqlitePoolOptions::new()
             .max_connections(config.max_read_connections.max(1))
             .connect_with(base.pragma("query_only", "ON"))
@@ -103,15 +110,17 @@ impl SqliteStore {
             .with_context(|| format!("opening SQLite reader pool on {}", config.path.display()))?;
         let outbox_signal = Arc::new(Notify::new());
         let writes = Arc::new(GroupCommit::start(writer.clone(), Arc::clone(&outbox_signal)));
+        let checkpointer = Arc::new(Checkpointer::start(checkpoints, writes.commit_counter()));
         tracing::info!(path = %config.path.display(), "SQLite store ready");
-        Ok(Self { writer, writes, reader, outbox_signal, claim_ttl: config.claim_ttl })
+        Ok(Self { writer, writes, reader, checkpointer, outbox_signal, claim_ttl: config.claim_ttl })
     }
 
     /// Stops the writer task once the writes already queued are committed and answered (later
-    /// writes fail with `Unavailable`), then closes both pools, waiting for connections in use
-    /// to be returned.
+    /// writes fail with `Unavailable`) and the checkpoint task, then closes the pools, waiting
+    /// for connections in use to be returned.
     pub async fn close(&self) {
         self.writes.stop().await;
+        self.checkpointer.stop().await;
         self.reader.close().await;
         self.writer.close().await;
     }

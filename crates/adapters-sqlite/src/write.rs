@@ -217,6 +217,11 @@ impl GroupCommit {
     pub(crate) fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
     }
+
+    /// The counter behind [`GroupCommit::commits`], for the checkpoint task.
+    pub(crate) fn commit_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.commits)
+    }
 }
 
 /// The writer task's state.
