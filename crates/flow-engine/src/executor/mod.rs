@@ -217,6 +217,10 @@ impl Shared {
             () = shared.stopping.cancelled() => return Ok(None),
             permits = Permits::acquire(shared, flow_id) => permits?,
         };
+        if let run::Unclaimed::Done(status) = run::run_unclaimed(shared, id).await? {
+            drop(permits);
+            return Ok(status);
+        }
         let now = shared.clock.now();
         let lease_until = now + chrono::Duration::from_std(shared.config.lease)?;
         let Some(execution) = shared.executions.claim(id, &shared.config.worker_id, now, lease_until).await?

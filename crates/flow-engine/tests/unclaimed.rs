@@ -1,0 +1,213 @@
+//! Runs without a claim (computes-only flows): the executor reads the queued execution, runs it
+//! in memory and stores it ended with one save conditioned on the revision it read. When the
+//! execution changes between that read and the save (here a cancel, made by a repository that
+//! cancels right after handing the execution out), the run's result is discarded and the
+//! newer state stays. Over real storage (SQLite, or PostgreSQL with
+//! `FLOWMATE_TEST_STORAGE=postgres`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use common::TestDb;
+use flow_domain::error::PortError;
+use flow_domain::event::Event;
+use flow_domain::ids::{ExecutionId, TenantId};
+use flow_domain::model::{
+    Edge, EdgeConfig, Execution, ExecutionStatus, Flow, FlowSpec, FlowStatus, FlowType, Graph, Node,
+    TriggerInfo, TriggerType,
+};
+use flow_domain::ports::{ExecutionRepository, StepUsage};
+use flow_domain::query::{ExecutionQuery, Page};
+use flow_domain::time::{Clock, SystemClock};
+use flow_engine::EventHandler;
+use flow_engine::components::{ComponentRegistry, HttpConfig};
+use flow_engine::executor::{Executor, ExecutorConfig};
+use serde_json::{Map, json};
+
+/// The real repository, except that the first `get` cancels the execution right after reading
+/// it (as a user's cancel landing while the executor runs it); counts the saves refused as
+/// conflicting.
+struct CancelAfterFirstRead {
+    inner: Arc<dyn ExecutionRepository>,
+    armed: AtomicBool,
+    conflicts: AtomicUsize,
+}
+
+#[async_trait]
+impl ExecutionRepository for CancelAfterFirstRead {
+    async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
+        self.inner.insert(execution, events).await
+    }
+
+    async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, PortError> {
+        let read = self.inner.get(id).await?;
+        if let Some(execution) = &read
+            && self.armed.swap(false, Ordering::SeqCst)
+        {
+            let mut cancelled = execution.clone();
+            cancelled.status = ExecutionStatus::Cancelled;
+            cancelled.finished_at = Some(Utc::now());
+            self.inner.save(&cancelled, &[]).await?;
+        }
+        Ok(read)
+    }
+
+    async fn list(&self, query: &ExecutionQuery) -> Result<Page<Execution>, PortError> {
+        self.inner.list(query).await
+    }
+
+    async fn claim(
+        &self,
+        id: ExecutionId,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Execution>, PortError> {
+        self.inner.claim(id, worker, now, lease_until).await
+    }
+
+    async fn save(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
+        let saved = self.inner.save(execution, events).await;
+        if matches!(saved, Err(PortError::Conflict)) {
+            self.conflicts.fetch_add(1, Ordering::SeqCst);
+        }
+        saved
+    }
+
+    async fn list_expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError> {
+        self.inner.list_expired_leases(now, limit).await
+    }
+
+    async fn insert_idempotent(
+        &self,
+        execution: &Execution,
+        events: &[Event],
+        window_start: DateTime<Utc>,
+    ) -> Result<Option<Execution>, PortError> {
+        self.inner.insert_idempotent(execution, events, window_start).await
+    }
+
+    async fn list_queued_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Execution>, PortError> {
+        self.inner.list_queued_before(before, limit).await
+    }
+
+    async fn usage(
+        &self,
+        tenant: Option<TenantId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StepUsage>, PortError> {
+        self.inner.usage(tenant, from, to).await
+    }
+}
+
+fn node(id: &str, component: &str, function: &str, fields: serde_json::Value) -> Node {
+    Node {
+        id: id.into(),
+        component_id: component.into(),
+        function: function.into(),
+        name: None,
+        description: None,
+        credentials_id: None,
+        fields: fields.as_object().cloned().unwrap_or_default(),
+        node_settings: Map::new(),
+    }
+}
+
+/// An active `webhook -> jq` flow (computes only), stored.
+async fn computes_only_flow(store: &common::Store, now: DateTime<Utc>) -> Flow {
+    let graph = Graph {
+        nodes: vec![
+            node("in", "webhook", "receive", json!({})),
+            node("add", "jq", "transform", json!({ "program": ".data + {processed: true}" })),
+        ],
+        edges: vec![Edge {
+            id: None,
+            source: "in".into(),
+            target: "add".into(),
+            config: EdgeConfig { condition: None, mapper: None },
+        }],
+    };
+    let spec = FlowSpec {
+        name: "unclaimed".into(),
+        description: None,
+        flow_type: FlowType::Ordinary,
+        cron: None,
+        graph,
+        flow_settings: Map::new(),
+    };
+    let flow = Flow { status: FlowStatus::Active, ..Flow::new(spec, None, Vec::new(), now) };
+    store.flows.insert(&flow, &[]).await.unwrap();
+    flow
+}
+
+/// A queued execution of `flow`, stored.
+async fn queue(store: &common::Store, flow: &Flow, now: DateTime<Utc>) -> Execution {
+    let input = json!({ "id": "m1", "data": { "n": 1 }, "attachments": {}, "metadata": {}, "headers": {},
+                        "query": {}, "method": "POST", "url": "/webhooks/x", "pathSuffix": null });
+    let trigger = TriggerInfo { trigger_type: TriggerType::Webhook, request_id: None };
+    let execution = Execution::queued(flow.id, None, Vec::new(), trigger, input, now);
+    store.executions.insert(&execution, &[]).await.unwrap();
+    execution
+}
+
+fn executor(executions: Arc<dyn ExecutionRepository>, store: &common::Store) -> Executor {
+    let components = Arc::new(ComponentRegistry::builtin(HttpConfig::default()).unwrap());
+    let config = ExecutorConfig { worker_id: "w1".into(), ..ExecutorConfig::default() };
+    Executor::new(executions, store.flows.clone(), components, Arc::new(SystemClock), config)
+}
+
+#[tokio::test]
+async fn a_computes_only_execution_runs_without_a_claim_and_is_stored_once_ended() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let now = SystemClock.now();
+    let flow = computes_only_flow(&store, now).await;
+    let execution = queue(&store, &flow, now).await;
+
+    let status = executor(store.executions.clone(), &store).run_now(execution.id).await.unwrap();
+
+    let stored = store.executions.get(execution.id).await.unwrap().unwrap();
+    assert_eq!(status, Some(ExecutionStatus::Succeeded));
+    assert_eq!(stored.status, ExecutionStatus::Succeeded);
+    assert_eq!(stored.revision, execution.revision + 1, "one save, no claim before it");
+    assert_eq!((stored.lease_owner.as_deref(), stored.lease_attempts), (None, 0), "no lease was taken");
+    assert_eq!(stored.steps["add"].in_count, 1);
+    assert!(stored.started_at.is_some() && stored.finished_at.is_some());
+}
+
+#[tokio::test]
+async fn a_cancel_during_a_run_without_a_claim_wins_and_the_result_is_discarded() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let now = SystemClock.now();
+    let flow = computes_only_flow(&store, now).await;
+    let execution = queue(&store, &flow, now).await;
+    let cancelling = Arc::new(CancelAfterFirstRead {
+        inner: store.executions.clone(),
+        armed: AtomicBool::new(true),
+        conflicts: AtomicUsize::new(0),
+    });
+    let executor = executor(cancelling.clone(), &store);
+
+    // As a worker gets it from the bus: the event names the flow, so the run's own read is the
+    // first one.
+    EventHandler::handle(&executor, &Event::flow_execute(flow.id, execution.id, now)).await.unwrap();
+    executor.idle().await;
+
+    assert!(!cancelling.armed.load(Ordering::SeqCst), "the execution was read and then cancelled");
+    assert_eq!(cancelling.conflicts.load(Ordering::SeqCst), 1, "the run's save lost to the cancel");
+    let stored = store.executions.get(execution.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, ExecutionStatus::Cancelled, "the cancel stays");
+    assert!(stored.steps.is_empty(), "nothing of the discarded run is stored");
+}
