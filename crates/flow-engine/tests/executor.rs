@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{Store, TestDb};
+use common::{Store, TestDb, node};
 use flow_domain::actor::Actor;
 use flow_domain::event::Event;
 use flow_domain::ids::{FlowId, UserId};
@@ -59,19 +59,6 @@ async fn env_with(config: ExecutorConfig, clock: Arc<dyn Clock>) -> Env {
         config,
     ));
     Env { store, clock, executor, _db: db }
-}
-
-fn node(id: &str, component: &str, function: &str, fields: Value) -> Node {
-    Node {
-        id: id.into(),
-        component_id: component.into(),
-        function: function.into(),
-        name: None,
-        description: None,
-        credentials_id: None,
-        fields: fields.as_object().cloned().unwrap_or_default(),
-        node_settings: Map::new(),
-    }
 }
 
 fn trigger() -> Node {

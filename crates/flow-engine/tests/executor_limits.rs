@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
-use common::{Store, TestDb};
+use common::{Store, TestDb, node};
 use flow_domain::event::Event;
 use flow_domain::ids::FlowId;
 use flow_domain::model::{
-    Edge, EdgeConfig, Execution, ExecutionStatus, Flow, FlowSpec, FlowStatus, FlowType, Graph, Node,
-    TriggerInfo, TriggerType,
+    Edge, EdgeConfig, Execution, ExecutionStatus, Flow, FlowSpec, FlowStatus, FlowType, Graph, TriggerInfo,
+    TriggerType,
 };
 use flow_domain::time::SystemClock;
 use flow_engine::EventHandler;
@@ -81,19 +81,6 @@ impl Component for Gate {
     }
 }
 
-fn node(id: &str, component: &str, function: &str) -> Node {
-    Node {
-        id: id.into(),
-        component_id: component.into(),
-        function: function.into(),
-        name: None,
-        description: None,
-        credentials_id: None,
-        fields: Map::new(),
-        node_settings: Map::new(),
-    }
-}
-
 async fn setup(config: ExecutorConfig) -> (TestDb, Store, Arc<Executor>, Arc<Gate>) {
     let db = TestDb::create().await;
     let store = db.store().await;
@@ -121,7 +108,10 @@ async fn flow(store: &Store) -> FlowId {
                 flow_type: FlowType::Ordinary,
                 cron: None,
                 graph: Graph {
-                    nodes: vec![node("in", "webhook", "receive"), node("hold", "gate", "hold")],
+                    nodes: vec![
+                        node("in", "webhook", "receive", json!({})),
+                        node("hold", "gate", "hold", json!({})),
+                    ],
                     edges: vec![Edge {
                         id: None,
                         source: "in".into(),

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{Store, TestDb};
+use common::{Store, TestDb, node};
 use flow_domain::ids::FlowId;
 use flow_domain::model::{
-    Edge, EdgeConfig, Execution, Flow, FlowSpec, FlowStatus, FlowType, Graph, Node, TriggerType,
+    Edge, EdgeConfig, Execution, Flow, FlowSpec, FlowStatus, FlowType, Graph, TriggerType,
 };
 use flow_domain::query::{ExecutionQuery, PageRequest, Visibility};
 use flow_domain::time::ManualClock;
@@ -28,23 +28,10 @@ fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 1, h, m, s).unwrap()
 }
 
-fn node(id: &str, component: &str, function: &str) -> Node {
-    Node {
-        id: id.into(),
-        component_id: component.into(),
-        function: function.into(),
-        name: None,
-        description: None,
-        credentials_id: None,
-        fields: serde_json::Map::new(),
-        node_settings: serde_json::Map::new(),
-    }
-}
-
 /// An active flow with `cron`, active since `since`.
 async fn scheduled_flow(store: &Store, cron: &str, since: DateTime<Utc>) -> Flow {
     let graph = Graph {
-        nodes: vec![node("start", "scheduler", "schedule"), node("log", "log", "info")],
+        nodes: vec![node("start", "scheduler", "schedule", json!({})), node("log", "log", "info", json!({}))],
         edges: vec![Edge {
             id: None,
             source: "start".into(),

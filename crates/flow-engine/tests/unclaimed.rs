@@ -14,13 +14,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::TestDb;
+use common::{TestDb, node};
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
 use flow_domain::ids::{ExecutionId, TenantId};
 use flow_domain::model::{
-    Edge, EdgeConfig, Execution, ExecutionStatus, Flow, FlowSpec, FlowStatus, FlowType, Graph, Node,
-    TriggerInfo, TriggerType,
+    Edge, EdgeConfig, Execution, ExecutionStatus, Flow, FlowSpec, FlowStatus, FlowType, Graph, TriggerInfo,
+    TriggerType,
 };
 use flow_domain::ports::{ExecutionRepository, StepUsage};
 use flow_domain::query::{ExecutionQuery, Page};
@@ -108,19 +108,6 @@ impl ExecutionRepository for CancelAfterFirstRead {
         to: DateTime<Utc>,
     ) -> Result<Vec<StepUsage>, PortError> {
         self.inner.usage(tenant, from, to).await
-    }
-}
-
-fn node(id: &str, component: &str, function: &str, fields: serde_json::Value) -> Node {
-    Node {
-        id: id.into(),
-        component_id: component.into(),
-        function: function.into(),
-        name: None,
-        description: None,
-        credentials_id: None,
-        fields: fields.as_object().cloned().unwrap_or_default(),
-        node_settings: Map::new(),
     }
 }
 

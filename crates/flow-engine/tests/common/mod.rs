@@ -115,3 +115,22 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// A node of a test flow: `component`'s `function` with `fields`.
+pub fn node(
+    id: &str,
+    component: &str,
+    function: &str,
+    fields: serde_json::Value,
+) -> flow_domain::model::Node {
+    flow_domain::model::Node {
+        id: id.into(),
+        component_id: component.into(),
+        function: function.into(),
+        name: None,
+        description: None,
+        credentials_id: None,
+        fields: fields.as_object().cloned().unwrap_or_default(),
+        node_settings: serde_json::Map::new(),
+    }
+}
