@@ -103,7 +103,9 @@ impl ExecutionRepository for PostgresStore {
         let mut values = vec![Arg::Text(execution.id.to_string())];
         values.extend(execution_insert_values(execution)?);
         values.push(Arg::Int(execution.revision));
-        self.inserts.insert(NewExecution { values, events: events.to_vec() }).await
+        self.inserts.insert(NewExecution { values, events: events.to_vec() }).await?;
+        self.committed(!events.is_empty());
+        Ok(())
     }
 
     async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, PortError> {
@@ -170,8 +172,7 @@ impl ExecutionRepository for PostgresStore {
             .bind(execution.revision);
         let written = bind_events(query, events)?.fetch_one(&self.pool).await.map_err(port_error)?;
         if written == 0 {
-            let mut tx = self.begin_write().await?;
-            return Err(EXECUTIONS.missing_or_conflict(&mut tx, &id).await);
+            return Err(EXECUTIONS.missing_or_conflict(&self.pool, &id).await);
         }
         self.committed(!events.is_empty());
         Ok(())

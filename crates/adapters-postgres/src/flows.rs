@@ -105,7 +105,7 @@ impl FlowRepository for PostgresStore {
             .await
             .map_err(port_error)?;
         if updated.rows_affected() == 0 {
-            return Err(FLOWS.missing_or_conflict(&mut tx, &id).await);
+            return Err(FLOWS.missing_or_conflict(&mut *tx, &id).await);
         }
         FLOWS.replace_owners(&mut tx, &id, &flow.owners).await?;
         append_events(&mut tx, events).await?;
@@ -122,7 +122,7 @@ impl FlowRepository for PostgresStore {
             .await
             .map_err(port_error)?;
         if deleted.rows_affected() == 0 {
-            return Err(FLOWS.missing_or_conflict(&mut tx, &id).await);
+            return Err(FLOWS.missing_or_conflict(&mut *tx, &id).await);
         }
         append_events(&mut tx, events).await?;
         self.commit(tx, !events.is_empty()).await

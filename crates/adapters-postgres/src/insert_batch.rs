@@ -21,7 +21,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryScalar;
 use std::sync::Arc;
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 /// The most rows one statement inserts.
@@ -58,24 +58,17 @@ impl Drop for InsertBatcher {
     }
 }
 
-/// What a batch writes through, and whom it wakes after appending events.
-#[derive(Clone)]
-struct Target {
-    pool: PgPool,
-    outbox_signal: Arc<Notify>,
-    notify_request: Arc<Notify>,
-}
-
 impl InsertBatcher {
-    /// Spawns the batching task on the current tokio runtime.
-    pub(crate) fn start(pool: PgPool, outbox_signal: Arc<Notify>, notify_request: Arc<Notify>) -> Self {
+    /// Spawns the batching task on the current tokio runtime; batches are written through
+    /// `pool`.
+    pub(crate) fn start(pool: PgPool) -> Self {
         let (queue, receiver) = mpsc::channel(4 * MAX_BATCH);
-        let target = Target { pool, outbox_signal, notify_request };
-        let task = tokio::spawn(gather(receiver, target)).abort_handle();
+        let task = tokio::spawn(gather(receiver, pool)).abort_handle();
         Self { queue, task }
     }
 
-    /// Inserts `row` in the next batch; returns once that batch is committed.
+    /// Inserts `row` in the next batch; returns once that batch is committed (the caller wakes
+    /// the relays when the row had events).
     ///
     /// # Errors
     /// `Duplicate("execution id")` for a duplicate id; the database's error when the batch
@@ -92,7 +85,7 @@ impl InsertBatcher {
 
 /// Takes whatever is queued (up to [`MAX_BATCH`]) as soon as a slot of [`IN_FLIGHT`] is free and
 /// writes it in a task of its own.
-async fn gather(mut receiver: mpsc::Receiver<Pending>, target: Target) {
+async fn gather(mut receiver: mpsc::Receiver<Pending>, pool: PgPool) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
@@ -100,31 +93,26 @@ async fn gather(mut receiver: mpsc::Receiver<Pending>, target: Target) {
         if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let target = target.clone();
+        let pool = pool.clone();
         tokio::spawn(async move {
-            write_batch(&target, batch).await;
+            write_batch(&pool, batch).await;
             drop(slot);
         });
     }
 }
 
 /// Writes `batch` in one statement and answers every caller; on a unique violation, row by row.
-async fn write_batch(target: &Target, batch: Vec<Pending>) {
+async fn write_batch(pool: &PgPool, batch: Vec<Pending>) {
     let rows: Vec<&NewExecution> = batch.iter().map(|p| &p.row).collect();
-    let appends = rows.iter().any(|row| !row.events.is_empty());
-    match insert_rows(&target.pool, &rows).await {
+    match insert_rows(pool, &rows).await {
         Ok(()) => {
-            target.committed(appends);
             for pending in batch {
                 let _ = pending.reply.send(Ok(()));
             }
         }
         Err(PortError::Duplicate(_)) if batch.len() > 1 => {
             for pending in batch {
-                let result = insert_rows(&target.pool, &[&pending.row]).await;
-                if result.is_ok() {
-                    target.committed(!pending.row.events.is_empty());
-                }
+                let result = insert_rows(pool, &[&pending.row]).await;
                 let _ = pending.reply.send(result);
             }
         }
@@ -132,16 +120,6 @@ async fn write_batch(target: &Target, batch: Vec<Pending>) {
             for pending in batch {
                 let _ = pending.reply.send(Err(error.copied()));
             }
-        }
-    }
-}
-
-impl Target {
-    /// Wakes the relays after a commit that appended events.
-    fn committed(&self, appended_events: bool) {
-        if appended_events {
-            self.outbox_signal.notify_one();
-            self.notify_request.notify_one();
         }
     }
 }

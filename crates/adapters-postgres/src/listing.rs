@@ -72,9 +72,13 @@ impl Resource {
 
     /// Why a conditional write of resource `id` touched no row: `NotFound` when no row has this
     /// id, else `Conflict` (its revision or state moved on).
-    pub(crate) async fn missing_or_conflict(&self, tx: &mut Tx, id: &str) -> PortError {
+    pub(crate) async fn missing_or_conflict<'e>(
+        &self,
+        executor: impl sqlx::PgExecutor<'e>,
+        id: &str,
+    ) -> PortError {
         let sql = format!("SELECT 1::bigint FROM {} WHERE {} = ?", self.table, self.key);
-        match sqlx::query_scalar::<_, i64>(q(&sql)).bind(id.to_string()).fetch_optional(&mut **tx).await {
+        match sqlx::query_scalar::<_, i64>(q(&sql)).bind(id.to_string()).fetch_optional(executor).await {
             Ok(Some(_)) => PortError::Conflict,
             Ok(None) => PortError::NotFound,
             Err(e) => port_error(e),

@@ -101,8 +101,7 @@ impl PostgresStore {
         let task = spawn_listener(pool.clone(), OUTBOX_CHANNEL, outbox_signal.clone(), listening_tx);
         let notify_request = Arc::new(Notify::new());
         let notifier = spawn_notifier(pool.clone(), OUTBOX_CHANNEL, notify_request.clone());
-        let inserts =
-            Arc::new(InsertBatcher::start(pool.clone(), outbox_signal.clone(), notify_request.clone()));
+        let inserts = Arc::new(InsertBatcher::start(pool.clone()));
         let store = Self {
             inserts,
             pool,

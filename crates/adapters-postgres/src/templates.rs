@@ -106,7 +106,7 @@ impl TemplateRepository for PostgresStore {
             .await
             .map_err(port_error)?;
         if updated.rows_affected() == 0 {
-            return Err(TEMPLATES.missing_or_conflict(&mut tx, &id).await);
+            return Err(TEMPLATES.missing_or_conflict(&mut *tx, &id).await);
         }
         TEMPLATES.replace_owners(&mut tx, &id, &template.owners).await?;
         append_events(&mut tx, events).await?;
@@ -123,7 +123,7 @@ impl TemplateRepository for PostgresStore {
             .await
             .map_err(port_error)?;
         if deleted.rows_affected() == 0 {
-            return Err(TEMPLATES.missing_or_conflict(&mut tx, &id).await);
+            return Err(TEMPLATES.missing_or_conflict(&mut *tx, &id).await);
         }
         append_events(&mut tx, events).await?;
         self.commit(tx, !events.is_empty()).await

@@ -33,18 +33,15 @@ impl PostgresStore {
     /// notifier to tell the other processes.
     pub(crate) async fn commit(&self, tx: Tx, appended_events: bool) -> Result<(), PortError> {
         tx.commit().await.map_err(port_error)?;
-        if appended_events {
-            // `notify_one` stores a permit when nobody waits, so the wake-up is never lost.
-            self.outbox_signal.notify_one();
-            self.notify_request.notify_one();
-        }
+        self.committed(appended_events);
         Ok(())
     }
 
-    /// After a single-statement write (committed on its own, no explicit transaction) that
-    /// appended events: wakes the relays as [`PostgresStore::commit`] does.
+    /// After a commit that appended events (a transaction's, or a statement's committed on its
+    /// own): wakes a waiting local relay and asks the notifier to tell the other processes.
     pub(crate) fn committed(&self, appended_events: bool) {
         if appended_events {
+            // `notify_one` stores a permit when nobody waits, so the wake-up is never lost.
             self.outbox_signal.notify_one();
             self.notify_request.notify_one();
         }

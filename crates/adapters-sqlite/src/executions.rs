@@ -10,7 +10,7 @@ use crate::rows::{
 };
 use crate::sql::{Arg, Filter, bind_args, millis, placeholders};
 use crate::store::SqliteStore;
-use crate::write::{Tx, append_events, write_job};
+use crate::write::{Tx, append_events};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
@@ -119,13 +119,9 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
 impl ExecutionRepository for SqliteStore {
     async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
         let row = NewRow::of(execution, events)?;
-        let job = write_job(move |tx| Box::pin(async move { row.insert_in(tx).await }));
-        if events.is_empty() {
-            // One statement (owners follow by trigger): no savepoint needed.
-            self.write_one(false, job).await
-        } else {
-            self.write(true, job).await
-        }
+        // One statement (owners follow by trigger) and the events.
+        self.write_with_events(!events.is_empty(), move |tx| Box::pin(async move { row.insert_in(tx).await }))
+            .await
     }
 
     async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, PortError> {
@@ -193,8 +189,8 @@ impl ExecutionRepository for SqliteStore {
         let id = execution.id.to_string();
         let values = execution_values(execution)?;
         let (revision, events) = (execution.revision, events.to_vec());
-        let appends_events = !events.is_empty();
-        let job = write_job(move |tx| {
+        // One statement (an update that matched no row changed nothing) and the events.
+        self.write_with_events(!events.is_empty(), move |tx| {
             Box::pin(async move {
                 let updated = bind_args!(sqlx::query(AssertSqlSafe(UPDATE_SQL.as_str())), &values)
                     .bind(id.clone())
@@ -208,13 +204,8 @@ impl ExecutionRepository for SqliteStore {
                 // `execution_owners` follows the `owners` column by trigger (migration 0005).
                 append_events(tx, &events).await
             })
-        });
-        if appends_events {
-            self.write(true, job).await
-        } else {
-            // One statement (an update that matched no row changed nothing): no savepoint.
-            self.write_one(false, job).await
-        }
+        })
+        .await
     }
 
     async fn list_expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError> {

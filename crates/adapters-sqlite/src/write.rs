@@ -85,6 +85,20 @@ impl SqliteStore {
         self.send_job(appends_events, false, job).await
     }
 
+    /// The write of a row with its events: `job` is one statement followed by the outbox
+    /// appends of `events_appended` events, so without events it is a one-statement job
+    /// ([`SqliteStore::write_one`]), with events a job of its own savepoint.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::write`].
+    pub(crate) async fn write_with_events<T, F>(&self, events_appended: bool, job: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Tx) -> BoxFuture<'c, Result<T, PortError>> + Send + 'static,
+    {
+        self.send_job(events_appended, events_appended, job).await
+    }
+
     /// Queues `job` for the writer task and waits for its answer.
     async fn send_job<T, F>(&self, appends_events: bool, savepoint: bool, job: F) -> Result<T, PortError>
     where
@@ -100,14 +114,6 @@ impl SqliteStore {
             .map_err(|_| PortError::Unavailable("the database is closed".into()))?;
         answer.await.unwrap_or_else(|_| Err(PortError::Unavailable("the database writer stopped".into())))
     }
-}
-
-/// `job` itself: pins a closure kept in a variable to the higher-ranked signature of a write job.
-pub(crate) fn write_job<T, F>(job: F) -> F
-where
-    F: for<'c> FnOnce(&'c mut Tx) -> BoxFuture<'c, Result<T, PortError>>,
-{
-    job
 }
 
 /// A job in the queue, its result type erased.

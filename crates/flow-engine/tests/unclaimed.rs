@@ -148,6 +148,15 @@ async fn queue(store: &common::Store, flow: &Flow, now: DateTime<Utc>) -> Execut
     execution
 }
 
+/// A store on `db` with an active computes-only flow and one queued execution of it.
+async fn queued_computes_only(db: &TestDb) -> (common::Store, Flow, Execution) {
+    let store = db.store().await;
+    let now = SystemClock.now();
+    let flow = computes_only_flow(&store, now).await;
+    let execution = queue(&store, &flow, now).await;
+    (store, flow, execution)
+}
+
 fn executor(executions: Arc<dyn ExecutionRepository>, store: &common::Store) -> Executor {
     let components = Arc::new(ComponentRegistry::builtin(HttpConfig::default()).unwrap());
     let config = ExecutorConfig { worker_id: "w1".into(), ..ExecutorConfig::default() };
@@ -157,10 +166,7 @@ fn executor(executions: Arc<dyn ExecutionRepository>, store: &common::Store) -> 
 #[tokio::test]
 async fn a_computes_only_execution_runs_without_a_claim_and_is_stored_once_ended() {
     let db = TestDb::create().await;
-    let store = db.store().await;
-    let now = SystemClock.now();
-    let flow = computes_only_flow(&store, now).await;
-    let execution = queue(&store, &flow, now).await;
+    let (store, _flow, execution) = queued_computes_only(&db).await;
 
     let status = executor(store.executions.clone(), &store).run_now(execution.id).await.unwrap();
 
@@ -176,10 +182,7 @@ async fn a_computes_only_execution_runs_without_a_claim_and_is_stored_once_ended
 #[tokio::test]
 async fn a_cancel_during_a_run_without_a_claim_wins_and_the_result_is_discarded() {
     let db = TestDb::create().await;
-    let store = db.store().await;
-    let now = SystemClock.now();
-    let flow = computes_only_flow(&store, now).await;
-    let execution = queue(&store, &flow, now).await;
+    let (store, flow, execution) = queued_computes_only(&db).await;
     let cancelling = Arc::new(CancelAfterFirstRead {
         inner: store.executions.clone(),
         armed: AtomicBool::new(true),
@@ -189,7 +192,9 @@ async fn a_cancel_during_a_run_without_a_claim_wins_and_the_result_is_discarded(
 
     // As a worker gets it from the bus: the event names the flow, so the run's own read is the
     // first one.
-    EventHandler::handle(&executor, &Event::flow_execute(flow.id, execution.id, now)).await.unwrap();
+    EventHandler::handle(&executor, &Event::flow_execute(flow.id, execution.id, SystemClock.now()))
+        .await
+        .unwrap();
     executor.idle().await;
 
     assert!(!cancelling.armed.load(Ordering::SeqCst), "the execution was read and then cancelled");

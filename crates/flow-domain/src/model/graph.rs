@@ -33,6 +33,28 @@ pub struct Node {
     pub node_settings: Map<String, Value>,
 }
 
+impl Node {
+    /// A node calling `component_id`'s `function` with `fields`; no name, description,
+    /// credentials or node settings.
+    pub fn new(
+        id: impl Into<String>,
+        component_id: impl Into<String>,
+        function: impl Into<String>,
+        fields: Map<String, Value>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            component_id: component_id.into(),
+            function: function.into(),
+            name: None,
+            description: None,
+            credentials_id: None,
+            fields,
+            node_settings: Map::new(),
+        }
+    }
+}
+
 /// Routing rules of an edge: both are jq programs on the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

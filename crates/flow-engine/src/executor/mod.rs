@@ -217,7 +217,7 @@ impl Shared {
             () = shared.stopping.cancelled() => return Ok(None),
             permits = Permits::acquire(shared, flow_id) => permits?,
         };
-        if let run::Unclaimed::Done(status) = run::run_unclaimed(shared, id).await? {
+        if let run::Unclaimed::Done(status) = run::run_unclaimed(shared, id, flow_id).await? {
             drop(permits);
             return Ok(status);
         }

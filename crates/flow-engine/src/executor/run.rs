@@ -76,17 +76,20 @@ pub(super) enum Unclaimed {
 pub(super) async fn run_unclaimed(
     shared: &Shared,
     id: flow_domain::ids::ExecutionId,
+    flow_id: flow_domain::ids::FlowId,
 ) -> anyhow::Result<Unclaimed> {
-    let Some(mut execution) = shared.executions.get(id).await? else { return Ok(Unclaimed::NotApplicable) };
-    if execution.status != ExecutionStatus::Queued {
-        return Ok(Unclaimed::NotApplicable);
-    }
-    let Some(flow) = shared.flows.get(execution.flow_id).await? else { return Ok(Unclaimed::NotApplicable) };
+    // The flow first (a cached read): an execution of a flow with outside effects is claimed
+    // without reading it here.
+    let Some(flow) = shared.flows.get(flow_id).await? else { return Ok(Unclaimed::NotApplicable) };
     if !super::computes_only(&flow) {
         return Ok(Unclaimed::NotApplicable);
     }
+    let Some(mut execution) = shared.executions.get(id).await? else { return Ok(Unclaimed::NotApplicable) };
+    if execution.status != ExecutionStatus::Queued || execution.flow_id != flow_id {
+        return Ok(Unclaimed::NotApplicable);
+    }
     let started = Instant::now();
-    let (flow_id, execution_id) = (execution.flow_id, execution.id);
+    let execution_id = execution.id;
     tracing::info!(%flow_id, %execution_id, "execution started");
     restart_from_trigger(&mut execution);
     let ended = run_inline(shared, Arc::new(flow), execution).await;

@@ -24,16 +24,7 @@ fn fixture() -> Fixture {
 }
 
 fn node(id: &str, component: &str, function: &str, fields: Value) -> Node {
-    Node {
-        id: id.into(),
-        component_id: component.into(),
-        function: function.into(),
-        name: None,
-        description: None,
-        credentials_id: None,
-        fields: fields.as_object().cloned().unwrap_or_default(),
-        node_settings: Default::default(),
-    }
+    Node::new(id, component, function, fields.as_object().cloned().unwrap_or_default())
 }
 
 fn chain(nodes: Vec<Node>) -> Graph {

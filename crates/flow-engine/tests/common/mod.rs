@@ -123,14 +123,5 @@ pub fn node(
     function: &str,
     fields: serde_json::Value,
 ) -> flow_domain::model::Node {
-    flow_domain::model::Node {
-        id: id.into(),
-        component_id: component.into(),
-        function: function.into(),
-        name: None,
-        description: None,
-        credentials_id: None,
-        fields: fields.as_object().cloned().unwrap_or_default(),
-        node_settings: serde_json::Map::new(),
-    }
+    flow_domain::model::Node::new(id, component, function, fields.as_object().cloned().unwrap_or_default())
 }
