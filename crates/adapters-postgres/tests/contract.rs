@@ -50,6 +50,7 @@ contract_tests!(
     tokens_lifecycle,
     executions_round_trip,
     executions_concurrent_inserts_fail_alone,
+    executions_concurrent_saves_fail_alone,
     executions_list_visibility,
     executions_list_filters_and_paging,
     executions_claim_is_exclusive,

@@ -2,15 +2,14 @@
 //! statement, optimistic concurrency on `revision`, idempotent inserts keyed per flow. Every
 //! write is one group-commit job (see `write`). The usage report lives in `usage`.
 
-use crate::error::{port_error, unique_as};
+use crate::error::port_error;
+use crate::insert_batch::NewRow;
 use crate::listing::Resource;
-use crate::rows::{
-    EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow,
-    execution_insert_values, execution_values,
-};
-use crate::sql::{Arg, Filter, bind_args, millis, placeholders};
+use crate::rows::{EXECUTION_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow, execution_values};
+use crate::save_batch::SaveRow;
+use crate::sql::{Arg, Filter, bind_args, millis};
 use crate::store::SqliteStore;
-use crate::write::{Tx, append_events};
+use crate::write::append_events;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
@@ -22,7 +21,7 @@ use flow_domain::query::{ExecutionQuery, Page, Sort, SortField};
 use sqlx::AssertSqlSafe;
 use std::sync::LazyLock;
 
-const EXECUTIONS: Resource = Resource {
+pub(crate) const EXECUTIONS: Resource = Resource {
     table: "executions",
     key: "id",
     owners_table: "execution_owners",
@@ -32,16 +31,6 @@ const EXECUTIONS: Resource = Resource {
 
 /// Newest first, ties by id (descending too).
 const NEWEST_FIRST: Sort = Sort { field: SortField::CreatedAt, descending: true };
-
-static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
-    let columns: Vec<&str> =
-        EXECUTION_WRITE_COLUMNS.iter().chain(EXECUTION_INSERT_ONLY_COLUMNS.iter()).copied().collect();
-    format!(
-        "INSERT INTO executions (id, {}, revision) VALUES (?, {}, ?)",
-        columns.join(", "),
-        placeholders(columns.len())
-    )
-});
 
 static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
     let sets: Vec<String> = EXECUTION_WRITE_COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
@@ -53,57 +42,6 @@ static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
 
 static GET_SQL: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"));
-
-static KEY_HOLDER_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE flow_id = ? AND idempotency_key = ?")
-});
-
-/// An execution ready to insert: its row values are serialized by the caller, so the single
-/// writer only binds them.
-struct NewRow {
-    id: String,
-    flow_id: String,
-    idempotency_key: Option<String>,
-    values: Vec<Arg>,
-    revision: i64,
-    events: Vec<Event>,
-}
-
-impl NewRow {
-    fn of(execution: &Execution, events: &[Event]) -> Result<Self, PortError> {
-        Ok(Self {
-            id: execution.id.to_string(),
-            flow_id: execution.flow_id.to_string(),
-            idempotency_key: execution.idempotency_key.clone(),
-            values: execution_insert_values(execution)?,
-            revision: execution.revision,
-            events: events.to_vec(),
-        })
-    }
-
-    /// Inserts the row with its owners and appends the events, inside `tx`.
-    async fn insert_in(&self, tx: &mut Tx) -> Result<(), PortError> {
-        bind_args!(sqlx::query(AssertSqlSafe(INSERT_SQL.as_str())).bind(self.id.clone()), &self.values)
-            .bind(self.revision)
-            .execute(&mut *tx)
-            .await
-            .map_err(unique_as("execution id"))?;
-        // `execution_owners` follows the `owners` column by trigger (migration 0005).
-        append_events(tx, &self.events).await
-    }
-
-    /// The execution of the same flow holding this row's idempotency key, if any (read in `tx`).
-    async fn key_holder(&self, tx: &mut Tx) -> Result<Option<Execution>, PortError> {
-        let Some(key) = &self.idempotency_key else { return Ok(None) };
-        let row = sqlx::query_as::<_, ExecutionRow>(AssertSqlSafe(KEY_HOLDER_SQL.as_str()))
-            .bind(self.flow_id.clone())
-            .bind(key.clone())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(port_error)?;
-        row.map(Execution::try_from).transpose()
-    }
-}
 
 /// One conditional statement, run by the single writer, so two claims never both succeed.
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -119,6 +57,10 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
 impl ExecutionRepository for SqliteStore {
     async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
         let row = NewRow::of(execution, events)?;
+        if row.is_plain() {
+            // Gathered with the other inserts of its batch into multi-row statements.
+            return self.insert_row(row).await;
+        }
         // One statement (owners follow by trigger) and the events.
         self.write_with_events(!events.is_empty(), move |tx| Box::pin(async move { row.insert_in(tx).await }))
             .await
@@ -186,11 +128,15 @@ impl ExecutionRepository for SqliteStore {
     }
 
     async fn save(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
+        if events.is_empty() {
+            // Gathered with the other saves of its batch into multi-row statements.
+            return self.save_row(SaveRow::of(execution)?).await;
+        }
         let id = execution.id.to_string();
         let values = execution_values(execution)?;
         let (revision, events) = (execution.revision, events.to_vec());
         // One statement (an update that matched no row changed nothing) and the events.
-        self.write_with_events(!events.is_empty(), move |tx| {
+        self.write(true, move |tx| {
             Box::pin(async move {
                 let updated = bind_args!(sqlx::query(AssertSqlSafe(UPDATE_SQL.as_str())), &values)
                     .bind(id.clone())

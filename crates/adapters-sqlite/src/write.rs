@@ -16,12 +16,21 @@
 //! transaction survived the error (`RELEASE batch; SAVEPOINT batch` on the savepoint that spans
 //! the batch); when a job of this kind panics, the whole batch is rolled back and fails.
 //!
+//! A plain execution insert or a save without events is queued as a row instead of a closure
+//! ([`SqliteStore::insert_row`], [`SqliteStore::save_row`]): the writer runs the rows of a
+//! batch first, one job per kind of multi-row statements (see `gather`). All jobs of a batch
+//! are answered only after its commit, so they are concurrent and running the rows first is
+//! one valid order among others.
+//!
 //! The writer task is the only writer: no other code writes through the writer pool. It acquires
 //! the pool's single connection for the first batch and keeps it (no acquire, release and
 //! liveness ping per batch); only when a failed `ROLLBACK` leaves the connection in doubt is it
 //! closed and a fresh one acquired for the next batch. Stopping the task returns it to the pool.
 
 use crate::error::port_error;
+use crate::gather::{Gathered, GatheredRow, QueuedRow, Reply};
+use crate::insert_batch::NewRow;
+use crate::save_batch::SaveRow;
 use crate::sql::millis;
 use crate::store::SqliteStore;
 use chrono::Utc;
@@ -107,13 +116,47 @@ impl SqliteStore {
     {
         let (reply, answer) = oneshot::channel();
         let pending = Box::new(Typed { job: Some(job), result: None, reply });
-        self.writes
-            .jobs
-            .send(Job { appends_events, savepoint, pending })
-            .await
-            .map_err(|_| PortError::Unavailable("the database is closed".into()))?;
+        self.queue(Queued::Job(Job { appends_events, savepoint, pending })).await?;
         answer.await.unwrap_or_else(|_| Err(PortError::Unavailable("the database writer stopped".into())))
     }
+
+    /// Inserts the plain execution `row` (no idempotency key) with its events, gathered with
+    /// the other rows of the next batch into multi-row statements (see `insert_batch`).
+    ///
+    /// # Errors
+    /// As [`SqliteStore::write`]; `Duplicate` when the id exists.
+    pub(crate) async fn insert_row(&self, row: NewRow) -> Result<(), PortError> {
+        self.queue_row(|reply| QueuedRow::Insert(row, reply)).await
+    }
+
+    /// Saves the execution `row` (no events) if its revision is still the stored one, gathered
+    /// with the other saves of the next batch into multi-row statements (see `save_batch`).
+    ///
+    /// # Errors
+    /// As [`SqliteStore::write`]; `NotFound` or `Conflict` when no row matched.
+    pub(crate) async fn save_row(&self, row: SaveRow) -> Result<(), PortError> {
+        self.queue_row(|reply| QueuedRow::Save(row, reply)).await
+    }
+
+    /// Queues the row that `row` makes with its reply channel, and waits for its result.
+    async fn queue_row(&self, row: impl FnOnce(Reply) -> QueuedRow) -> Result<(), PortError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue(Queued::Row(row(reply))).await?;
+        answer.await.unwrap_or_else(|_| Err(PortError::Unavailable("the database writer stopped".into())))
+    }
+
+    /// Sends `item` to the writer task.
+    async fn queue(&self, item: Queued) -> Result<(), PortError> {
+        self.writes.jobs.send(item).await.map_err(|_| PortError::Unavailable("the database is closed".into()))
+    }
+}
+
+/// What the writer's queue holds.
+enum Queued {
+    /// A job of its own.
+    Job(Job),
+    /// A row, gathered with the others of its kind in its batch.
+    Row(QueuedRow),
 }
 
 /// A job in the queue, its result type erased.
@@ -127,7 +170,7 @@ struct Job {
 }
 
 /// What the writer task does with a job, whatever its result type.
-trait Pending: Send {
+pub(crate) trait Pending: Send {
     /// Runs the job on `tx`, keeping its result; `true` when it succeeded.
     fn run<'c>(&'c mut self, tx: &'c mut Tx) -> BoxFuture<'c, bool>;
 
@@ -174,8 +217,8 @@ where
 /// The writer task and the queue to it; shared by every clone of a store.
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
-    /// The queue of jobs.
-    jobs: mpsc::Sender<Job>,
+    /// The queue of jobs and rows.
+    jobs: mpsc::Sender<Queued>,
     /// Tells the task to stop taking new jobs, finish the queued ones and end.
     stop: Arc<Notify>,
     /// The task, until `stop` awaits it.
@@ -243,7 +286,7 @@ struct Writer {
 impl Writer {
     /// Commits batches of queued jobs until the queue is closed (by `stop`) and empty, or every
     /// sender is gone.
-    async fn run(self, mut queue: mpsc::Receiver<Job>, stop: Arc<Notify>) {
+    async fn run(self, mut queue: mpsc::Receiver<Queued>, stop: Arc<Notify>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut held = None;
         let mut stopping = false;
@@ -259,14 +302,15 @@ impl Writer {
                     if received == 0 {
                         break;
                     }
+                    let jobs = gather(batch.drain(..));
                     match self.connection(&mut held).await {
                         Ok(conn) => {
-                            if !self.commit_batch(conn, batch.drain(..)).await {
+                            if !self.commit_batch(conn, jobs.into_iter()).await {
                                 // Closed on drop; the next batch acquires a fresh one.
                                 held = None;
                             }
                         }
-                        Err(e) => fail_all(batch.drain(..), &e),
+                        Err(e) => fail_all(jobs.into_iter(), &e),
                     }
                 }
             }
@@ -343,6 +387,34 @@ impl Writer {
         }
         true
     }
+}
+
+/// The jobs of one batch: the inserts gathered into one job and the saves into another, which
+/// run first (without a savepoint of the writer's: they keep their own), then the other jobs
+/// in the order they came.
+fn gather(batch: impl Iterator<Item = Queued>) -> Vec<Job> {
+    let (mut inserts, mut saves, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    for item in batch {
+        match item {
+            Queued::Job(job) => others.push(job),
+            Queued::Row(QueuedRow::Insert(row, reply)) => inserts.push((row, reply)),
+            Queued::Row(QueuedRow::Save(row, reply)) => saves.push((row, reply)),
+        }
+    }
+    let mut jobs = Vec::with_capacity(others.len() + 2);
+    jobs.extend(gathered_job(inserts));
+    jobs.extend(gathered_job(saves));
+    jobs.extend(others);
+    jobs
+}
+
+/// The job of the gathered `rows`, if any.
+fn gathered_job<R: GatheredRow>(rows: Vec<(R, Reply)>) -> Option<Job> {
+    if rows.is_empty() {
+        return None;
+    }
+    let gathered = Gathered::new(rows);
+    Some(Job { appends_events: gathered.appends_events(), savepoint: false, pending: Box::new(gathered) })
 }
 
 /// How a job ended on the writer connection.

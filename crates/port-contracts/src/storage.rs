@@ -148,6 +148,9 @@ pub fn contracts() -> Vec<Contract> {
         contract!("executions_concurrent_inserts_fail_alone", |p| {
             executions::concurrent_inserts_fail_alone(p.executions, p.outbox)
         }),
+        contract!("executions_concurrent_saves_fail_alone", |p| {
+            executions::concurrent_saves_fail_alone(p.executions)
+        }),
         contract!("executions_list_visibility", |p| executions::list_visibility(p.executions)),
         contract!("executions_list_filters_and_paging", |p| executions::list_filters_and_paging(
             p.executions

@@ -135,6 +135,46 @@ pub async fn concurrent_inserts_fail_alone(
     assert_eq!(published, wanted, "the events of every stored execution, and only those, are in the outbox");
 }
 
+/// Concurrent saves without events: of several saves of one execution from the same revision
+/// exactly one wins (the others are `Conflict`) and its content is stored with the revision
+/// bumped once; every save of another execution succeeds; a save of an unknown execution is
+/// `NotFound`.
+pub async fn concurrent_saves_fail_alone(executions: Arc<dyn ExecutionRepository>) {
+    let all: Vec<Execution> = (0..30).map(|_| execution(FlowId::new(), None, vec![], now())).collect();
+    for e in &all {
+        executions.insert(e, &[]).await.expect("insert");
+    }
+    let contested = all[3].id;
+    let mut saves: Vec<(u64, Execution)> = all.iter().map(|e| (1, e.clone())).collect();
+    saves.extend((0..8).map(|k| (100 + k, all[3].clone())));
+    saves.push((1, execution(FlowId::new(), None, vec![], now())));
+    let unknown = saves.len() - 1;
+    let mut calls = tokio::task::JoinSet::new();
+    for (i, (marker, mut e)) in saves.into_iter().enumerate() {
+        let executions = Arc::clone(&executions);
+        e.counters.started = marker;
+        calls.spawn(async move { (i, e.id, marker, executions.save(&e, &[]).await) });
+    }
+    let mut winners = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        let (i, id, marker, result) = joined.expect("save task");
+        match result {
+            Ok(()) if id == contested => winners.push(marker),
+            Ok(()) => assert_ne!(i, unknown, "a save of an unknown execution succeeded"),
+            Err(PortError::Conflict) if id == contested => {}
+            Err(PortError::NotFound) if i == unknown => {}
+            Err(e) => panic!("save {i} failed: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one save of the contested execution wins: {winners:?}");
+    for e in &all {
+        let stored = executions.get(e.id).await.expect("get").expect("stored");
+        assert_eq!(stored.revision, e.revision + 1, "one save applied to {}", e.id);
+        let marker = if e.id == contested { winners[0] } else { 1 };
+        assert_eq!(stored.counters.started, marker, "the winning save's content is stored");
+    }
+}
+
 /// `list` applies each visibility exactly as `Actor::can_see` on the execution's tenant and
 /// owners, never across tenants, newest first.
 pub async fn list_visibility(executions: Arc<dyn ExecutionRepository>) {
