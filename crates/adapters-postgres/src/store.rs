@@ -7,9 +7,9 @@ use anyhow::Context;
 use async_trait::async_trait;
 use flow_domain::error::PortError;
 use flow_domain::ports::Health;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +82,9 @@ pub struct PostgresStore {
     _notifier: Arc<ListenerTask>,
 }
 
+/// How long a pooled connection may sit idle before it is pinged on its next acquire.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
+
 impl PostgresStore {
     /// Creates the pool for `config.url` (connections are opened on demand), applies pending
     /// migrations when `config.run_migrations`, and starts the outbox listener (`LISTEN
@@ -95,6 +98,19 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.acquire_timeout)
+            // A connection is pinged before use only after it sat idle for a while (the server
+            // or a middlebox may have dropped it meanwhile), not on every acquire: that was one
+            // more round trip to PostgreSQL per statement. A connection that breaks in use
+            // fails that statement, and the pool replaces it.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(options);
         let outbox_signal = Arc::new(Notify::new());
         let (listening_tx, listening) = watch::channel(false);

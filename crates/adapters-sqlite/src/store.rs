@@ -105,6 +105,9 @@ impl SqliteStore {
             )?;
         let reader = SqlitePoolOptions::new()
             .max_connections(config.max_read_connections.max(1))
+            // No `SELECT 1` round trip to the connection's thread before each read: a local
+            // file connection does not go stale, and a broken one fails the read itself.
+            .test_before_acquire(false)
             .connect_with(base.pragma("query_only", "ON"))
             .await
             .with_context(|| format!("opening SQLite reader pool on {}", config.path.display()))?;
