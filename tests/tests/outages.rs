@@ -60,11 +60,17 @@ async fn a_database_outage_answers_503_fast_and_recovers_by_itself() {
 
 /// Requests abandoned at any point (a client that disconnects drops its request) run to their
 /// end anyway, so they never leave a pooled PostgreSQL connection inside a transaction or lose
-/// it from the pool: with two connections, every request after 1,280 abandoned ones (64 at a time) succeeds.
+/// it from the pool: with two connections, every request after 1,280 abandoned ones (64 at a
+/// time) succeeds. The abandoned requests are still being worked off when the first of those
+/// arrives, so it may wait for a connection longer than the default acquire timeout (3 s) on a
+/// slow machine: the timeout is raised, so that only a leaked or broken connection fails here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_requests_never_poison_the_database_pool() {
-    let (app, _) =
-        TestApp::spawn_on_postgres(|url| url.to_string(), &["--database-max-connections", "2"]).await;
+    let (app, _) = TestApp::spawn_on_postgres(
+        |url| url.to_string(),
+        &["--database-max-connections", "2", "--database-acquire-timeout-ms", "60000"],
+    )
+    .await;
     for round in 0..20_u64 {
         let calls = (0..64_u64).map(|n| {
             let wait = Duration::from_micros(50 * ((round * 64 + n) % 60));

@@ -6,7 +6,9 @@
 //! read-only connections. Every write goes to one writer task that owns the single writer
 //! connection and commits with *group commit*: the writes waiting for it run in one transaction,
 //! each in its own savepoint (one write's failure never affects another), and are answered once
-//! that transaction has committed, so concurrent writes share one WAL sync. Each mutating port
+//! that transaction has committed, so concurrent writes share one WAL sync. The hottest writes
+//! (plain execution inserts, execution saves without events) are gathered per transaction into
+//! multi-row statements, each row still with its own result. Each mutating port
 //! method is still one atomic operation: the state change, its outbox events and the
 //! consumer's processed-event mark commit together or not at all. The schema lives in
 //! `migrations/`, embedded and applied by [`SqliteStore::connect`].

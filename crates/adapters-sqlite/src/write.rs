@@ -620,6 +620,69 @@ mod tests {
         tokio::spawn(job(store.clone()))
     }
 
+    /// Execution inserts and saves queued while a batch runs are gathered into multi-row
+    /// statements of the next batch, and each still gets its own result: a duplicate id fails
+    /// alone (the others are inserted row by row with their events), a stale or unknown save
+    /// fails alone, and only one of two saves of one execution from the same revision wins.
+    #[tokio::test]
+    async fn gathered_rows_fail_alone_in_one_batch() {
+        use flow_domain::ids::FlowId;
+        use flow_domain::ports::{ExecutionRepository, Outbox};
+        use port_contracts::storage::executions::execution;
+        use port_contracts::storage::fixtures::{event, now};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store_with_table(&dir).await;
+        let new = || execution(FlowId::new(), None, vec![], now());
+        let stored: Vec<_> = (0..3).map(|_| new()).collect();
+        for e in &stored {
+            store.insert(e, &[]).await.expect("insert");
+        }
+        let (fresh, with_event, unknown) = (new(), new(), new());
+        let mut stale = stored[1].clone();
+        stale.revision += 5;
+
+        let (finish, blocker) = hold_writer(&store).await;
+        let before = store.commits();
+        let inserts = [fresh.clone(), fresh.clone(), with_event.clone()].map(|e| {
+            let events = if e.id == with_event.id { vec![event()] } else { vec![] };
+            spawn(&store, move |s| Box::pin(async move { s.insert(&e, &events).await }))
+        });
+        let saves = [stored[0].clone(), stored[0].clone(), stale, unknown, stored[2].clone()]
+            .map(|e| spawn(&store, move |s| Box::pin(async move { s.save(&e, &[]).await })));
+        wait_queued(&store, 8).await;
+        finish.send(()).expect("the blocker waits");
+        blocker.await.expect("task").expect("blocker");
+
+        let mut inserted = Vec::new();
+        for task in inserts {
+            inserted.push(task.await.expect("task"));
+        }
+        let duplicates = inserted[..2].iter().filter(|r| matches!(r, Err(PortError::Duplicate(_)))).count();
+        assert_eq!(duplicates, 1, "one of the two inserts of one id fails: {inserted:?}");
+        assert!(inserted[2].is_ok(), "the insert with an event: {:?}", inserted[2]);
+        let mut saved = Vec::new();
+        for task in saves {
+            saved.push(task.await.expect("task"));
+        }
+        let won = saved[..2].iter().filter(|r| r.is_ok()).count();
+        let lost = saved[..2].iter().filter(|r| matches!(r, Err(PortError::Conflict))).count();
+        assert_eq!((won, lost), (1, 1), "of two saves from one revision one wins: {saved:?}");
+        assert!(matches!(saved[2], Err(PortError::Conflict)), "stale save: {:?}", saved[2]);
+        assert!(matches!(saved[3], Err(PortError::NotFound)), "unknown save: {:?}", saved[3]);
+        assert!(saved[4].is_ok(), "save: {:?}", saved[4]);
+        assert_eq!(store.commits() - before, 2, "the blocker's batch, then one batch of eight");
+
+        for (e, revision) in
+            [(&fresh, 1), (&with_event, 1), (&stored[0], 2), (&stored[1], 1), (&stored[2], 2)]
+        {
+            let got = store.get(e.id).await.expect("get").expect("stored");
+            assert_eq!(got.revision, e.revision + revision - 1, "revision of {}", e.id);
+        }
+        let claimed = Outbox::claim(&store, 10).await.expect("claim");
+        assert_eq!(claimed.len(), 1, "the one event, appended with its execution");
+    }
+
     /// Jobs queued while a batch runs form the next batch, committed once; within it a failing
     /// job and a panicking job are rolled back alone.
     #[tokio::test]
