@@ -598,6 +598,29 @@ mod tests {
         (finish, blocker)
     }
 
+    /// Waits until `queued` jobs wait behind the writer that `held` holds (see `hold_writer`),
+    /// then lets it go and waits for the blocker's batch to commit.
+    async fn release(
+        store: &SqliteStore,
+        queued: usize,
+        (finish, blocker): (oneshot::Sender<()>, JoinHandle<Result<(), PortError>>),
+    ) {
+        wait_queued(store, queued).await;
+        finish.send(()).expect("the blocker waits");
+        blocker.await.expect("task").expect("blocker");
+    }
+
+    /// The results of `tasks`, in order.
+    async fn joined<T>(
+        tasks: impl IntoIterator<Item = JoinHandle<Result<T, PortError>>>,
+    ) -> Vec<Result<T, PortError>> {
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("task"));
+        }
+        results
+    }
+
     /// Waits until `n` jobs wait in the writer's queue.
     async fn wait_queued(store: &SqliteStore, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -642,7 +665,7 @@ mod tests {
         let mut stale = stored[1].clone();
         stale.revision += 5;
 
-        let (finish, blocker) = hold_writer(&store).await;
+        let held = hold_writer(&store).await;
         let before = store.commits();
         let inserts = [fresh.clone(), fresh.clone(), with_event.clone()].map(|e| {
             let events = if e.id == with_event.id { vec![event()] } else { vec![] };
@@ -650,21 +673,13 @@ mod tests {
         });
         let saves = [stored[0].clone(), stored[0].clone(), stale, unknown, stored[2].clone()]
             .map(|e| spawn(&store, move |s| Box::pin(async move { s.save(&e, &[]).await })));
-        wait_queued(&store, 8).await;
-        finish.send(()).expect("the blocker waits");
-        blocker.await.expect("task").expect("blocker");
+        release(&store, 8, held).await;
 
-        let mut inserted = Vec::new();
-        for task in inserts {
-            inserted.push(task.await.expect("task"));
-        }
+        let inserted = joined(inserts).await;
         let duplicates = inserted[..2].iter().filter(|r| matches!(r, Err(PortError::Duplicate(_)))).count();
         assert_eq!(duplicates, 1, "one of the two inserts of one id fails: {inserted:?}");
         assert!(inserted[2].is_ok(), "the insert with an event: {:?}", inserted[2]);
-        let mut saved = Vec::new();
-        for task in saves {
-            saved.push(task.await.expect("task"));
-        }
+        let saved = joined(saves).await;
         let won = saved[..2].iter().filter(|r| r.is_ok()).count();
         let lost = saved[..2].iter().filter(|r| matches!(r, Err(PortError::Conflict))).count();
         assert_eq!((won, lost), (1, 1), "of two saves from one revision one wins: {saved:?}");
@@ -689,7 +704,7 @@ mod tests {
     async fn queued_jobs_commit_together_and_fail_alone() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = store_with_table(&dir).await;
-        let (finish, blocker) = hold_writer(&store).await;
+        let held = hold_writer(&store).await;
         let before = store.commits();
 
         let first = spawn(&store, |s| Box::pin(async move { insert(&s, 1).await }));
@@ -709,10 +724,7 @@ mod tests {
             })
         });
         let second = spawn(&store, |s| Box::pin(async move { insert(&s, 2).await }));
-        wait_queued(&store, 4).await;
-        finish.send(()).expect("the blocker waits");
-
-        blocker.await.expect("task").expect("blocker");
+        release(&store, 4, held).await;
         first.await.expect("task").expect("first insert");
         second.await.expect("task").expect("second insert");
         let duplicate = duplicate.await.expect("task");
@@ -730,19 +742,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = store_with_table(&dir).await;
 
-        let (finish, blocker) = hold_writer(&store).await;
+        let held = hold_writer(&store).await;
         let before = store.commits();
         let plain =
             [1, 1, 3].map(|k| spawn(&store, move |s| Box::pin(async move { insert_one(&s, k).await })));
         let with_savepoint = spawn(&store, |s| Box::pin(async move { insert(&s, 2).await }));
         let after = spawn(&store, |s| Box::pin(async move { insert_one(&s, 4).await }));
-        wait_queued(&store, 5).await;
-        finish.send(()).expect("the blocker waits");
-        blocker.await.expect("task").expect("blocker");
-        let mut results = Vec::new();
-        for task in plain {
-            results.push(task.await.expect("task"));
-        }
+        release(&store, 5, held).await;
+        let results = joined(plain).await;
         assert!(results[2].is_ok(), "insert of 3: {:?}", results[2]);
         let duplicates = results[..2].iter().filter(|r| matches!(r, Err(PortError::Duplicate("k")))).count();
         assert_eq!(duplicates, 1, "exactly one of the two inserts of 1 fails: {results:?}");
@@ -751,7 +758,7 @@ mod tests {
         assert_eq!(store.commits() - before, 2, "the blocker's batch, then one batch of five");
         assert_eq!(keys(&store).await, vec![1, 2, 3, 4]);
 
-        let (finish, blocker) = hold_writer(&store).await;
+        let held = hold_writer(&store).await;
         let good = spawn(&store, |s| Box::pin(async move { insert_one(&s, 10).await }));
         let panicking = spawn(&store, |s| {
             Box::pin(async move {
@@ -768,9 +775,7 @@ mod tests {
             })
         });
         let later = spawn(&store, |s| Box::pin(async move { insert(&s, 12).await }));
-        wait_queued(&store, 3).await;
-        finish.send(()).expect("the blocker waits");
-        blocker.await.expect("task").expect("blocker");
+        release(&store, 3, held).await;
         for (name, task) in [("good", good), ("panicking", panicking), ("later", later)] {
             let result = task.await.expect("task");
             assert!(
