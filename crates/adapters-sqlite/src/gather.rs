@@ -4,7 +4,6 @@
 //! `insert_batch` and `save_batch`), so N such writes cost a few round trips to the
 //! connection's thread instead of N or more. Each row still gets its own result.
 
-use crate::error::port_error;
 use crate::insert_batch::NewRow;
 use crate::save_batch::SaveRow;
 use crate::write::{Pending, Tx};
@@ -97,11 +96,6 @@ impl<R: GatheredRow> Pending for Gathered<R> {
             let _ = reply.send(result);
         }
     }
-}
-
-/// Runs one fixed statement on the writer connection.
-pub(crate) async fn execute(tx: &mut Tx, sql: &'static str) -> Result<(), PortError> {
-    sqlx::raw_sql(sql).execute(&mut *tx).await.map(|_| ()).map_err(port_error)
 }
 
 #[cfg(test)]

@@ -7,13 +7,13 @@
 //! every caller gets its own row's result. A lone row without events is one statement.
 
 use crate::error::{port_error, unique_as};
-use crate::gather::{CHUNK_SIZES, Gathered, GatheredRow, ONE_ROW, chunks, execute};
+use crate::gather::{CHUNK_SIZES, Gathered, GatheredRow, ONE_ROW, chunks};
 use crate::rows::{
     EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow,
     execution_insert_values,
 };
 use crate::sql::{bind_args, millis, placeholders};
-use crate::write::{Tx, append_events};
+use crate::write::{Tx, append_events, execute};
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
 use flow_domain::model::Execution;

@@ -7,8 +7,8 @@
 //! the same statement: the later ones run alone, after it, and see its revision.
 
 use crate::error::port_error;
+use crate::executions::EXECUTIONS;
 use crate::gather::{CHUNK_SIZES, Gathered, GatheredRow, ONE_ROW, chunks};
-use crate::listing::Resource;
 use crate::rows::{EXECUTION_WRITE_COLUMNS, execution_values};
 use crate::sql::{Arg, bind_args, placeholders};
 use crate::write::Tx;
@@ -78,7 +78,6 @@ async fn update(tx: &mut Tx, size: usize, chunk: &[&SaveRow]) -> Result<HashSet<
 /// Saves the rows of `gathered` (see the module documentation). `false` when a statement
 /// failed: the writer then checks that the transaction survived.
 async fn save_rows(gathered: &mut Gathered<SaveRow>, tx: &mut Tx) -> bool {
-    const EXECUTIONS: Resource = crate::executions::EXECUTIONS;
     // The first save of each execution goes into the multi-row statements; later ones alone.
     let mut seen = HashSet::new();
     let (first, later): (Vec<usize>, Vec<usize>) =

@@ -461,8 +461,8 @@ async fn run_job(conn: &mut PoolConnection<Sqlite>, job: &mut Job) -> Outcome {
 }
 
 /// Runs one fixed statement on the writer connection.
-async fn execute(conn: &mut PoolConnection<Sqlite>, sql: &'static str) -> Result<(), PortError> {
-    sqlx::raw_sql(sql).execute(&mut **conn).await.map(|_| ()).map_err(port_error)
+pub(crate) async fn execute(tx: &mut Tx, sql: &'static str) -> Result<(), PortError> {
+    sqlx::raw_sql(sql).execute(&mut *tx).await.map(|_| ()).map_err(port_error)
 }
 
 /// Rolls the batch's transaction back. SQLite may already have rolled it back itself (after an
