@@ -11,22 +11,33 @@ use flow_domain::error::PortError;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
-/// Rows per multi-row statement, largest first: rows are cut greedily into these sizes, so each
-/// connection prepares at most this many statement texts per kind.
-pub(crate) const CHUNK_SIZES: [usize; 4] = [64, 16, 4, 1];
+/// Rows per multi-row statement, smallest first. Rows are cut into chunks of the largest size;
+/// the rest goes into the smallest statement that holds it, its unused rows left unbound: an
+/// unbound parameter is NULL, and a row whose first value is NULL is skipped (see
+/// [`padded_values`]). So each connection prepares only these few statement texts per kind,
+/// and up to the largest size any number of rows is one statement (one round trip to the
+/// connection's thread).
+pub(crate) const STATEMENT_ROWS: [usize; 3] = [1, 16, 64];
 
-/// The index in [`CHUNK_SIZES`] of a one-row statement.
-pub(crate) const ONE_ROW: usize = CHUNK_SIZES.len() - 1;
+/// The index in [`STATEMENT_ROWS`] of a one-row statement.
+pub(crate) const ONE_ROW: usize = 0;
 
-/// Cuts `items` into consecutive chunks of the sizes of [`CHUNK_SIZES`] (largest that fits
-/// first), each with its index into [`CHUNK_SIZES`].
-pub(crate) fn chunks<T>(mut items: &[T]) -> impl Iterator<Item = (usize, &[T])> {
-    std::iter::from_fn(move || {
-        let size = CHUNK_SIZES.iter().position(|&size| size <= items.len())?;
-        let (chunk, rest) = items.split_at(CHUNK_SIZES[size]);
-        items = rest;
-        Some((size, chunk))
+/// Cuts `items` into consecutive chunks of at most the largest of [`STATEMENT_ROWS`], each with
+/// the index into [`STATEMENT_ROWS`] of the smallest statement that holds it.
+pub(crate) fn chunks<T>(items: &[T]) -> impl Iterator<Item = (usize, &[T])> {
+    let largest = STATEMENT_ROWS[STATEMENT_ROWS.len() - 1];
+    items.chunks(largest).map(|chunk| {
+        let size =
+            STATEMENT_ROWS.iter().position(|&rows| rows >= chunk.len()).unwrap_or(STATEMENT_ROWS.len() - 1);
+        (size, chunk)
     })
+}
+
+/// `SELECT * FROM (VALUES ...)` of `rows` rows of `row` (a parenthesised list of placeholders)
+/// that yields only the rows whose first value is not NULL: the rows a statement was given
+/// values for (see [`STATEMENT_ROWS`]).
+pub(crate) fn padded_values(row: &str, rows: usize) -> String {
+    format!("SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL", vec![row; rows].join(", "))
 }
 
 /// Where the caller of a gathered row waits.
@@ -103,12 +114,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_take_the_largest_size_that_fits_first() {
-        let items: Vec<usize> = (0..90).collect();
-        let sizes: Vec<usize> = chunks(&items).map(|(_, chunk)| chunk.len()).collect();
-        assert_eq!(sizes, vec![64, 16, 4, 4, 1, 1]);
+    fn chunks_are_full_then_the_smallest_statement_that_holds_the_rest() {
+        let sizes = |n: usize| -> Vec<(usize, usize)> {
+            let items: Vec<usize> = (0..n).collect();
+            chunks(&items).map(|(size, chunk)| (STATEMENT_ROWS[size], chunk.len())).collect()
+        };
+        assert_eq!(sizes(0), vec![]);
+        assert_eq!(sizes(1), vec![(1, 1)]);
+        assert_eq!(sizes(2), vec![(16, 2)]);
+        assert_eq!(sizes(16), vec![(16, 16)]);
+        assert_eq!(sizes(17), vec![(64, 17)]);
+        assert_eq!(sizes(130), vec![(64, 64), (64, 64), (16, 2)]);
+        let items: Vec<usize> = (0..130).collect();
         let all: Vec<usize> = chunks(&items).flat_map(|(_, chunk)| chunk.iter().copied()).collect();
         assert_eq!(all, items, "every item once, in order");
-        assert_eq!(chunks::<usize>(&[]).count(), 0);
     }
 }

@@ -1,19 +1,25 @@
 //! Plain execution inserts (no idempotency key) gathered per group-commit batch (see
-//! `gather`): every row of a batch in multi-row statements (`INSERT ... VALUES (...), (...)`
-//! for the executions, then for their outbox events), inside a savepoint of the job's own.
+//! `gather`): the rows of a batch in multi-row statements, up to 64 rows per statement
+//! (`INSERT ... SELECT * FROM (VALUES (...), (...))` for the executions, then for their outbox
+//! events).
 //!
-//! Each row still fails alone: when a multi-row statement fails (a duplicate id, say), the
-//! savepoint is rolled back and the rows are inserted one by one, each in that savepoint, so
-//! every caller gets its own row's result. A lone row without events is one statement.
+//! Rows without events need no savepoint: one statement is atomic, and rows are independent.
+//! Rows with events are inserted with them in a savepoint of the job's own, whose statements
+//! ride along with the inserts (`SAVEPOINT rows; INSERT ...`, then `INSERT ...; RELEASE
+//! rows`): up to 64 rows with their events cost two round trips to the connection's thread.
+//!
+//! Each row still fails alone: when a multi-row statement fails (a duplicate id, say), its
+//! chunk changed nothing (its savepoint is rolled back), and its rows are inserted one by one,
+//! each in a savepoint, so every caller gets its own row's result.
 
 use crate::error::{port_error, unique_as};
-use crate::gather::{CHUNK_SIZES, Gathered, GatheredRow, ONE_ROW, chunks};
+use crate::gather::{Gathered, GatheredRow, ONE_ROW, STATEMENT_ROWS, chunks, padded_values};
 use crate::rows::{
     EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow,
     execution_insert_values,
 };
 use crate::sql::{bind_args, millis, placeholders};
-use crate::write::{Tx, append_events, execute};
+use crate::write::{Tx, append_events, check_transaction, execute};
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
 use flow_domain::model::Execution;
@@ -26,34 +32,46 @@ fn execution_insert_columns() -> Vec<&'static str> {
     EXECUTION_WRITE_COLUMNS.iter().chain(EXECUTION_INSERT_ONLY_COLUMNS.iter()).copied().collect()
 }
 
-/// `INSERT INTO executions` of as many rows as each size of [`CHUNK_SIZES`].
-static EXECUTION_INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let columns = execution_insert_columns();
-    let row = format!("(?, {}, ?)", placeholders(columns.len()));
-    CHUNK_SIZES
-        .iter()
-        .map(|&rows| {
-            format!(
-                "INSERT INTO executions (id, {}, revision) VALUES {}",
-                columns.join(", "),
-                vec![row.as_str(); rows].join(", ")
-            )
-        })
-        .collect()
-});
+/// `INSERT INTO {into}` of up to `rows` rows of `row` placeholders: a plain `VALUES` row for
+/// one, else the padded `SELECT` of [`padded_values`] (unused rows left unbound).
+fn insert_sql(into: &str, row: &str, rows: usize) -> String {
+    if rows == 1 {
+        format!("INSERT INTO {into} VALUES {row}")
+    } else {
+        format!("INSERT INTO {into} {}", padded_values(row, rows))
+    }
+}
 
-/// `INSERT INTO outbox` of as many events as each size of [`CHUNK_SIZES`].
-static OUTBOX_INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    CHUNK_SIZES
+/// The execution inserts of each size of [`STATEMENT_ROWS`], each with `before` and `after`
+/// around it.
+fn execution_inserts(before: &str, after: &str) -> Vec<String> {
+    let columns = execution_insert_columns();
+    let into = format!("executions (id, {}, revision)", columns.join(", "));
+    let row = format!("(?, {}, ?)", placeholders(columns.len()));
+    STATEMENT_ROWS.iter().map(|&rows| format!("{before}{}{after}", insert_sql(&into, &row, rows))).collect()
+}
+
+/// The outbox inserts of each size of [`STATEMENT_ROWS`], each followed by `after`.
+fn outbox_inserts(after: &str) -> Vec<String> {
+    let into = "outbox (event_id, name, key, created_at, source, payload)";
+    STATEMENT_ROWS
         .iter()
-        .map(|&rows| {
-            format!(
-                "INSERT INTO outbox (event_id, name, key, created_at, source, payload) VALUES {}",
-                vec!["(?, ?, ?, ?, ?, ?)"; rows].join(", ")
-            )
-        })
+        .map(|&rows| format!("{}{after}", insert_sql(into, "(?, ?, ?, ?, ?, ?)", rows)))
         .collect()
-});
+}
+
+/// Execution inserts, on their own.
+static EXECUTION_INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| execution_inserts("", ""));
+
+/// Execution inserts opening the chunk's savepoint.
+static EXECUTION_INSERTS_IN_SAVEPOINT: LazyLock<Vec<String>> =
+    LazyLock::new(|| execution_inserts("SAVEPOINT rows; ", ""));
+
+/// Outbox inserts of a chunk's events, before its last.
+static OUTBOX_INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| outbox_inserts(""));
+
+/// The outbox insert of a chunk's last events, releasing its savepoint.
+static OUTBOX_INSERTS_RELEASING: LazyLock<Vec<String>> = LazyLock::new(|| outbox_inserts("; RELEASE rows"));
 
 static KEY_HOLDER_SQL: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE flow_id = ? AND idempotency_key = ?")
@@ -151,65 +169,95 @@ impl GatheredRow for NewRow {
     }
 }
 
-/// Every row (and its events) in multi-row statements.
-async fn insert_all(rows: &[NewRow], tx: &mut Tx) -> Result<(), PortError> {
-    for (size, chunk) in chunks(rows) {
-        bind_rows!(sqlx::query(AssertSqlSafe(EXECUTION_INSERTS[size].as_str())), chunk.iter())
+/// How a chunk's insert failed.
+enum ChunkFailure {
+    /// The chunk changed nothing and the transaction goes on (a duplicate id, say).
+    Refused,
+    /// The transaction may be gone: nothing more can run in it.
+    Broken(PortError),
+}
+
+/// Inserts `rows` (at most the largest of [`STATEMENT_ROWS`]; `size` indexes the smallest
+/// statement that holds them) and their events, all or nothing.
+async fn insert_chunk(rows: &[NewRow], size: usize, tx: &mut Tx) -> Result<(), ChunkFailure> {
+    let events: Vec<&Event> = rows.iter().flat_map(|r| r.events.iter()).collect();
+    if events.is_empty() {
+        return match bind_rows!(sqlx::query(AssertSqlSafe(EXECUTION_INSERTS[size].as_str())), rows.iter())
             .execute(&mut *tx)
             .await
-            .map_err(unique_as("execution id"))?;
+        {
+            Ok(_) => Ok(()),
+            // A failed statement changed nothing; some errors end the transaction too.
+            Err(_) => check_transaction(tx)
+                .await
+                .map_or_else(|e| Err(ChunkFailure::Broken(e)), |()| Err(ChunkFailure::Refused)),
+        };
     }
-    let events: Vec<&Event> = rows.iter().flat_map(|r| r.events.iter()).collect();
-    for (size, chunk) in chunks(&events) {
-        bind_events(sqlx::query(AssertSqlSafe(OUTBOX_INSERTS[size].as_str())), chunk)?
+    let inserted = async {
+        bind_rows!(sqlx::query(AssertSqlSafe(EXECUTION_INSERTS_IN_SAVEPOINT[size].as_str())), rows.iter())
             .execute(&mut *tx)
             .await
             .map_err(port_error)?;
+        let event_chunks: Vec<_> = chunks(&events).collect();
+        let last = event_chunks.len() - 1;
+        for (i, (size, chunk)) in event_chunks.into_iter().enumerate() {
+            let sql = if i == last { &OUTBOX_INSERTS_RELEASING[size] } else { &OUTBOX_INSERTS[size] };
+            bind_events(sqlx::query(AssertSqlSafe(sql.as_str())), chunk)?
+                .execute(&mut *tx)
+                .await
+                .map_err(port_error)?;
+        }
+        Ok::<(), PortError>(())
     }
-    Ok(())
+    .await;
+    match inserted {
+        Ok(()) => Ok(()),
+        Err(_) => match execute(tx, "ROLLBACK TO rows; RELEASE rows").await {
+            Ok(()) => Err(ChunkFailure::Refused),
+            Err(e) => Err(ChunkFailure::Broken(e)),
+        },
+    }
 }
 
-/// Inserts the rows of `gathered` (see the module documentation).
+/// Inserts the rows of `gathered` (see the module documentation). `false` only when the
+/// transaction may be gone.
 async fn insert_rows(gathered: &mut Gathered<NewRow>, tx: &mut Tx) -> bool {
-    if let [only] = gathered.rows.as_slice()
-        && only.events.is_empty()
-    {
-        // One statement: SQLite undoes it alone when it fails.
-        let result = only.insert_in(tx).await;
-        let ok = result.is_ok();
-        gathered.results[0] = Some(result);
-        return ok;
-    }
-    if let Err(e) = execute(tx, "SAVEPOINT rows").await {
-        gathered.fail_rest(&e);
-        return false;
-    }
-    if insert_all(&gathered.rows, tx).await.is_ok() {
-        return match execute(tx, "RELEASE rows").await {
-            Ok(()) => {
-                gathered.results.iter_mut().for_each(|r| *r = Some(Ok(())));
-                true
+    let mut start = 0;
+    let sized: Vec<(usize, usize)> =
+        chunks(&gathered.rows).map(|(size, chunk)| (size, chunk.len())).collect();
+    for (size, len) in sized {
+        let range = start..start + len;
+        start += len;
+        match insert_chunk(&gathered.rows[range.clone()], size, tx).await {
+            Ok(()) => gathered.results[range].iter_mut().for_each(|r| *r = Some(Ok(()))),
+            Err(ChunkFailure::Refused) => {
+                if let Err(e) = insert_one_by_one(gathered, range, tx).await {
+                    gathered.fail_rest(&e);
+                    return false;
+                }
             }
-            Err(e) => {
+            Err(ChunkFailure::Broken(e)) => {
                 gathered.fail_rest(&e);
-                false
+                return false;
             }
-        };
-    }
-    // One row at a time, so that each caller hears its own row's fate.
-    if let Err(e) = execute(tx, "ROLLBACK TO rows").await {
-        gathered.fail_rest(&e);
-        return false;
-    }
-    for i in 0..gathered.rows.len() {
-        let result = gathered.rows[i].insert_in(tx).await;
-        let closing = if result.is_ok() { "RELEASE rows; SAVEPOINT rows" } else { "ROLLBACK TO rows" };
-        gathered.results[i] = Some(result);
-        if let Err(e) = execute(tx, closing).await {
-            // The transaction is gone: the batch fails, whatever was recorded.
-            gathered.fail_rest(&e);
-            return false;
         }
     }
-    execute(tx, "RELEASE rows").await.is_ok()
+    true
+}
+
+/// Inserts the rows `range` of `gathered` one at a time, each in a savepoint, so that each
+/// caller hears its own row's fate. An error when the transaction may be gone.
+async fn insert_one_by_one(
+    gathered: &mut Gathered<NewRow>,
+    range: std::ops::Range<usize>,
+    tx: &mut Tx,
+) -> Result<(), PortError> {
+    for i in range {
+        execute(tx, "SAVEPOINT rows").await?;
+        let result = gathered.rows[i].insert_in(tx).await;
+        let closing = if result.is_ok() { "RELEASE rows" } else { "ROLLBACK TO rows; RELEASE rows" };
+        gathered.results[i] = Some(result);
+        execute(tx, closing).await?;
+    }
+    Ok(())
 }

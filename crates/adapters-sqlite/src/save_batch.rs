@@ -2,13 +2,14 @@
 //! a batch are written by multi-row compare-and-set statements,
 //! `UPDATE executions SET ... FROM (VALUES (...), (...)) AS v WHERE id = v.id AND revision =
 //! v.revision RETURNING id`. A row the statement did not return matched no row: it gets
-//! `NotFound` or `Conflict` as a save of its own would. Each statement is atomic and rows are
-//! independent, so no savepoint is needed. Two saves of one execution in one batch are never in
+//! `NotFound` or `Conflict` as a save of its own would. A statement's unused rows (see
+//! `gather::STATEMENT_ROWS`) have a NULL id and match nothing. Each statement is atomic and
+//! rows are independent, so no savepoint is needed. Two saves of one execution in one batch are never in
 //! the same statement: the later ones run alone, after it, and see its revision.
 
 use crate::error::port_error;
 use crate::executions::EXECUTIONS;
-use crate::gather::{CHUNK_SIZES, Gathered, GatheredRow, ONE_ROW, chunks};
+use crate::gather::{Gathered, GatheredRow, ONE_ROW, STATEMENT_ROWS, chunks};
 use crate::rows::{EXECUTION_WRITE_COLUMNS, execution_values};
 use crate::sql::{Arg, bind_args, placeholders};
 use crate::write::Tx;
@@ -19,14 +20,14 @@ use sqlx::AssertSqlSafe;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-/// The compare-and-set update of as many rows as each size of [`CHUNK_SIZES`]. The values of
+/// The compare-and-set update of as many rows as each size of [`STATEMENT_ROWS`]. The values of
 /// a row are `id`, [`EXECUTION_WRITE_COLUMNS`], then the revision read (`columnN` of `v`).
 static UPDATES: LazyLock<Vec<String>> = LazyLock::new(|| {
     let sets: Vec<String> =
         EXECUTION_WRITE_COLUMNS.iter().enumerate().map(|(i, c)| format!("{c} = v.column{}", i + 2)).collect();
     let row = format!("({})", placeholders(EXECUTION_WRITE_COLUMNS.len() + 2));
     let revision = EXECUTION_WRITE_COLUMNS.len() + 2;
-    CHUNK_SIZES
+    STATEMENT_ROWS
         .iter()
         .map(|&rows| {
             format!(

@@ -465,6 +465,16 @@ pub(crate) async fn execute(tx: &mut Tx, sql: &'static str) -> Result<(), PortEr
     sqlx::raw_sql(sql).execute(&mut *tx).await.map(|_| ()).map_err(port_error)
 }
 
+/// Checks, after a statement of a job without a savepoint failed, that the batch's
+/// transaction survived the error (some errors make SQLite roll it back whole): `RELEASE batch`
+/// fails when it did not. Only for gathered jobs, which run on the batch's own savepoint.
+///
+/// # Errors
+/// When the transaction is gone, or the check could not run.
+pub(crate) async fn check_transaction(tx: &mut Tx) -> Result<(), PortError> {
+    execute(tx, "RELEASE batch; SAVEPOINT batch").await
+}
+
 /// Rolls the batch's transaction back. SQLite may already have rolled it back itself (after an
 /// I/O error, say), which makes `ROLLBACK` fail harmlessly. Any other failure leaves the
 /// connection in doubt: it is then marked to be closed instead of returned to the pool, and
@@ -696,6 +706,47 @@ mod tests {
         }
         let claimed = Outbox::claim(&store, 10).await.expect("claim");
         assert_eq!(claimed.len(), 1, "the one event, appended with its execution");
+    }
+
+    /// More inserts without events than one statement holds (64 rows, then the rest in a
+    /// padded statement), one of them a duplicate: it alone fails, the others are stored, in
+    /// one commit.
+    #[tokio::test]
+    async fn gathered_inserts_without_events_fail_alone_across_statements() {
+        use flow_domain::ids::FlowId;
+        use flow_domain::ports::ExecutionRepository;
+        use port_contracts::storage::executions::execution;
+        use port_contracts::storage::fixtures::now;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store_with_table(&dir).await;
+        let new = || execution(FlowId::new(), None, vec![], now());
+        let existing = new();
+        store.insert(&existing, &[]).await.expect("insert");
+        let mut rows: Vec<_> = (0..69).map(|_| new()).collect();
+        rows.insert(40, existing.clone());
+
+        let held = hold_writer(&store).await;
+        let before = store.commits();
+        let inserts: Vec<_> = rows
+            .iter()
+            .cloned()
+            .map(|e| spawn(&store, move |s| Box::pin(async move { s.insert(&e, &[]).await })))
+            .collect();
+        release(&store, rows.len(), held).await;
+
+        let results = joined(inserts).await;
+        for (i, result) in results.iter().enumerate() {
+            if i == 40 {
+                assert!(matches!(result, Err(PortError::Duplicate(_))), "the duplicate: {result:?}");
+            } else {
+                assert!(result.is_ok(), "row {i}: {result:?}");
+            }
+        }
+        assert_eq!(store.commits() - before, 2, "the blocker's batch, then one batch of 70");
+        for e in rows.iter().filter(|e| e.id != existing.id) {
+            assert_eq!(store.get(e.id).await.expect("get").expect("stored").id, e.id);
+        }
     }
 
     /// Jobs queued while a batch runs form the next batch, committed once; within it a failing
