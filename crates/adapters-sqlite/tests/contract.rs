@@ -68,6 +68,7 @@ contract_tests!(
     components_list_visibility,
     outbox_append_claim_publish,
     outbox_concurrent_claims_are_disjoint,
+    outbox_mark_published_then_claim,
     outbox_append_consumed_once,
     outbox_wait_for_new,
 );

@@ -194,6 +194,7 @@ pub fn contracts() -> Vec<Contract> {
         contract!("outbox_concurrent_claims_are_disjoint", |p| outbox::concurrent_claims_are_disjoint(
             p.outbox
         )),
+        contract!("outbox_mark_published_then_claim", |p| outbox::mark_published_then_claim(p.outbox)),
         contract!("outbox_append_consumed_once", |p| outbox::append_consumed_once(p.outbox)),
         contract!("outbox_wait_for_new", |p| outbox::wait_for_new(p.outbox)),
     ]

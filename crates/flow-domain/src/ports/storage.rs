@@ -399,6 +399,24 @@ pub trait Outbox: Send + Sync {
     /// `Unavailable`, `Other`.
     async fn mark_published(&self, seqs: &[i64]) -> Result<(), PortError>;
 
+    /// Marks the events `published` published, then claims up to `limit` more, as
+    /// [`Outbox::mark_published`] then [`Outbox::claim`] do: a relay's step from one batch to
+    /// the next. An adapter may do both in one write; on `Err`, `published` may or may not be
+    /// marked (marking again is harmless) and nothing is claimed.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn mark_published_then_claim(
+        &self,
+        published: &[i64],
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, PortError> {
+        if !published.is_empty() {
+            self.mark_published(published).await?;
+        }
+        self.claim(limit).await
+    }
+
     /// Returns once new events may be pending, or after `max_wait`.
     async fn wait_for_new(&self, max_wait: Duration);
 

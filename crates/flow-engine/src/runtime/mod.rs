@@ -16,6 +16,6 @@ mod watchdog;
 pub use crate::handler::{EventHandler, LifecycleHandler};
 pub use consumer::{MAX_ATTEMPTS, is_transient, spawn_consumer};
 pub use periodic::spawn_periodic;
-pub use relay::{RELAY_BATCH, relay_once, spawn_relay};
+pub use relay::{RELAY_BATCH, relay_step, spawn_relay};
 pub use retention::spawn_retention;
 pub use watchdog::spawn_watchdog;

@@ -1,6 +1,8 @@
 //! The outbox relay: publishes committed events in outbox order and marks them published. A
 //! batch is marked only after the bus accepted it, so a crash at any instant loses nothing (it
-//! may publish a batch twice; consumers are idempotent).
+//! may publish a batch twice; consumers are idempotent). A published batch is marked by the
+//! same outbox write that claims the next one ([`Outbox::mark_published_then_claim`]), and on
+//! stop.
 //!
 //! Metrics: `flowmate_outbox_published_total` (events relayed by this process) and
 //! `flowmate_outbox_pending` (events waiting, as last seen by this process's relay: 0 when it
@@ -20,30 +22,36 @@ pub const RELAY_BATCH: u32 = 256;
 /// Longest wait for new outbox events before looking again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 
-/// Claims up to `limit` events, publishes them in order and marks them published; returns how
-/// many were relayed (0 when nothing was pending).
+/// One step of the relay: marks `published` (the events of the last step, published)
+/// published, claims up to `limit` more, publishes them in order and leaves their positions in
+/// `published`, to be marked by the next step. Returns how many were published (0 when nothing
+/// was pending).
 ///
 /// # Errors
-/// The outbox's or the publisher's error; nothing is marked published then.
-pub async fn relay_once(
+/// The outbox's or the publisher's error; `published` is then empty when the events it held
+/// were marked, and nothing newly claimed is in it.
+pub async fn relay_step(
     outbox: &dyn Outbox,
     publisher: &dyn EventPublisher,
+    published: &mut Vec<i64>,
     limit: u32,
 ) -> Result<usize, PortError> {
-    let claimed = outbox.claim(limit).await?;
+    let claimed = outbox.mark_published_then_claim(published, limit).await?;
+    published.clear();
     if claimed.is_empty() {
         return Ok(0);
     }
     let seqs: Vec<i64> = claimed.iter().map(|stored| stored.seq).collect();
     let events: Vec<_> = claimed.into_iter().map(|stored| stored.event).collect();
     publisher.publish(&events).await?;
-    outbox.mark_published(&seqs).await?;
+    *published = seqs;
     Ok(events.len())
 }
 
 /// Relays the outbox until `cancel` fires: batches of [`RELAY_BATCH`] back to back while events
 /// are pending, then waits for new ones (at most a second); failures are logged and retried
-/// with exponential back-off (up to 5 s). Stops between batches.
+/// with exponential back-off (up to 5 s). Stops between batches, marking the last one
+/// published.
 pub fn spawn_relay(
     outbox: Arc<dyn Outbox>,
     publisher: Arc<dyn EventPublisher>,
@@ -51,8 +59,9 @@ pub fn spawn_relay(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Backoff::new();
+        let mut published = Vec::new();
         while !cancel.is_cancelled() {
-            match relay_once(outbox.as_ref(), publisher.as_ref(), RELAY_BATCH).await {
+            match relay_step(outbox.as_ref(), publisher.as_ref(), &mut published, RELAY_BATCH).await {
                 Ok(0) => {
                     backoff.reset();
                     metrics::gauge!("flowmate_outbox_pending").set(0.0);
@@ -80,6 +89,10 @@ pub fn spawn_relay(
                     }
                 }
             }
+        }
+        if let Err(err) = outbox.mark_published(&published).await {
+            // Published again after the claim expires; consumers are idempotent.
+            tracing::warn!(error = %err, "outbox relay could not mark its last batch published");
         }
         tracing::info!("outbox relay stopped");
     })

@@ -44,12 +44,17 @@ async fn seeded_outbox(count: u64) -> Arc<FakeOutbox> {
 }
 
 #[tokio::test]
-async fn relay_once_publishes_in_order_and_marks_published() {
+async fn relay_steps_publish_in_order_and_mark_each_batch_with_the_next_claim() {
     let outbox = seeded_outbox(5).await;
     let (publisher, mut accepted) = FakePublisher::failing(0);
-    assert_eq!(relay_once(outbox.as_ref(), &publisher, 3).await.expect("relay"), 3);
-    assert_eq!(relay_once(outbox.as_ref(), &publisher, 3).await.expect("relay"), 2);
-    assert_eq!(relay_once(outbox.as_ref(), &publisher, 3).await.expect("relay"), 0);
+    let mut published = Vec::new();
+    assert_eq!(relay_step(outbox.as_ref(), &publisher, &mut published, 3).await.expect("relay"), 3);
+    assert_eq!(published.len(), 3, "the batch waits to be marked by the next step");
+    assert_eq!(outbox.pending_count().await.expect("count"), 5);
+    assert_eq!(relay_step(outbox.as_ref(), &publisher, &mut published, 3).await.expect("relay"), 2);
+    assert_eq!(outbox.pending_count().await.expect("count"), 2, "the first batch is marked");
+    assert_eq!(relay_step(outbox.as_ref(), &publisher, &mut published, 3).await.expect("relay"), 0);
+    assert!(published.is_empty());
     let first = accepted.recv().await.expect("batch");
     let second = accepted.recv().await.expect("batch");
     assert_eq!(numbers(&first), [0, 1, 2]);
@@ -59,10 +64,13 @@ async fn relay_once_publishes_in_order_and_marks_published() {
 }
 
 #[tokio::test]
-async fn relay_once_marks_nothing_when_publishing_fails() {
+async fn relay_step_marks_nothing_when_publishing_fails() {
     let outbox = seeded_outbox(2).await;
     let (publisher, _accepted) = FakePublisher::failing(1);
-    assert!(matches!(relay_once(outbox.as_ref(), &publisher, 10).await, Err(PortError::Unavailable(_))));
+    let mut published = Vec::new();
+    let result = relay_step(outbox.as_ref(), &publisher, &mut published, 10).await;
+    assert!(matches!(result, Err(PortError::Unavailable(_))));
+    assert!(published.is_empty(), "nothing to mark");
     assert_eq!(outbox.pending_count().await.expect("count"), 2);
 }
 

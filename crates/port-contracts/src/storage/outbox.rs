@@ -44,6 +44,29 @@ pub async fn append_claim_publish(outbox: Arc<dyn Outbox>) {
     assert!(outbox.claim(10).await.expect("claim").is_empty(), "published events are never claimed");
 }
 
+/// `mark_published_then_claim` marks the given events published and claims the next ones, in
+/// order, as `mark_published` then `claim` would; with nothing to mark it claims; marking
+/// events again is harmless.
+pub async fn mark_published_then_claim(outbox: Arc<dyn Outbox>) {
+    drain(outbox.as_ref()).await;
+    let events: Vec<Event> = (0..5).map(|_| event()).collect();
+    outbox.append(&events, None).await.expect("append");
+
+    let first = outbox.mark_published_then_claim(&[], 2).await.expect("claim only");
+    assert_eq!(events_of(&first), events[..2].to_vec(), "nothing to mark: the oldest two");
+    let second = outbox.mark_published_then_claim(&seqs(&first), 2).await.expect("mark and claim");
+    assert_eq!(events_of(&second), events[2..4].to_vec(), "the next two, in order");
+    assert_eq!(outbox.pending_count().await.expect("pending"), 3, "the first two are gone");
+    let again = outbox.mark_published_then_claim(&seqs(&first), 10).await.expect("mark again and claim");
+    assert_eq!(events_of(&again), events[4..].to_vec(), "marking again is harmless; the last one");
+    let none = outbox.mark_published_then_claim(&seqs(&second), 10).await.expect("mark and claim");
+    assert!(none.is_empty(), "everything is claimed: {none:?}");
+    assert_eq!(outbox.pending_count().await.expect("pending"), 1, "only the last claim is left");
+    let nothing = outbox.mark_published_then_claim(&seqs(&again), 0).await.expect("mark, claim none");
+    assert!(nothing.is_empty(), "limit 0");
+    assert_eq!(outbox.pending_count().await.expect("pending"), 0, "all published");
+}
+
 /// Two relays claiming at the same time never receive the same event.
 pub async fn concurrent_claims_are_disjoint(outbox: Arc<dyn Outbox>) {
     drain(outbox.as_ref()).await;
