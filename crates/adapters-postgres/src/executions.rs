@@ -36,7 +36,8 @@ const IDEMPOTENT_ATTEMPTS: usize = 5;
 /// Newest first, ties by id (descending too).
 const NEWEST_FIRST: Sort = Sort { field: SortField::CreatedAt, descending: true };
 
-/// The insert with its events, one statement (owners follow by trigger, migration 0003).
+/// The insert with its events, one statement (owners follow by trigger, migrations 0003 and
+/// 0004).
 static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     let columns: Vec<&str> =
         EXECUTION_WRITE_COLUMNS.iter().chain(EXECUTION_INSERT_ONLY_COLUMNS.iter()).copied().collect();
