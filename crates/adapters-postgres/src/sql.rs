@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::AssertSqlSafe;
 
 /// A value bound to a `?` placeholder.
@@ -19,6 +20,9 @@ pub(crate) enum Arg {
     Time(DateTime<Utc>),
     OptTime(Option<DateTime<Utc>>),
     Json(Value),
+    /// JSON serialized once, straight from the typed value (no `Value` tree on the way): the
+    /// hot execution columns.
+    JsonText(Box<RawValue>),
     TextArray(Vec<String>),
 }
 
@@ -34,6 +38,7 @@ macro_rules! bind_args {
                 $crate::sql::Arg::Time(v) => query.bind(*v),
                 $crate::sql::Arg::OptTime(v) => query.bind(*v),
                 $crate::sql::Arg::Json(v) => query.bind(sqlx::types::Json(v.clone())),
+                $crate::sql::Arg::JsonText(v) => query.bind(sqlx::types::Json(v.clone())),
                 $crate::sql::Arg::TextArray(v) => query.bind(v.clone()),
             };
         }

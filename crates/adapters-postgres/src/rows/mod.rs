@@ -50,6 +50,14 @@ pub(super) fn to_json<T: Serialize>(value: &T, what: &str) -> Result<serde_json:
     serde_json::to_value(value).map_err(|e| unserializable(what, e))
 }
 
+/// `value` serialized to JSON text directly, for [`Arg::JsonText`].
+pub(super) fn to_json_text<T: Serialize>(
+    value: &T,
+    what: &str,
+) -> Result<Box<serde_json::value::RawValue>, PortError> {
+    serde_json::value::to_raw_value(value).map_err(|e| unserializable(what, e))
+}
+
 pub(super) fn opt_text<T: ToString>(value: Option<T>) -> Arg {
     Arg::OptText(value.map(|v| v.to_string()))
 }
