@@ -155,7 +155,7 @@ fn array_type(value: &Arg) -> Option<&'static str> {
         Arg::Text(_) | Arg::OptText(_) => Some("text[]"),
         Arg::Int(_) => Some("int8[]"),
         Arg::Time(_) | Arg::OptTime(_) => Some("timestamptz[]"),
-        Arg::Json(_) | Arg::JsonText(_) => Some("text[]::jsonb[]"),
+        Arg::Json(_) => Some("text[]::jsonb[]"),
         Arg::TextArray(_) => None,
     }
 }
@@ -194,11 +194,10 @@ fn bind_column<'q>(
                 })
                 .collect::<Result<Vec<Option<DateTime<Utc>>>, _>>()?,
         ),
-        Some(Arg::Json(_) | Arg::JsonText(_)) => query.bind(
+        Some(Arg::Json(_)) => query.bind(
             cells
                 .map(|cell| match cell {
-                    Some(Arg::Json(v)) => Ok(v.to_string()),
-                    Some(Arg::JsonText(v)) => Ok(v.get().to_owned()),
+                    Some(Arg::Json(v)) => Ok(v.get().to_owned()),
                     _ => Err(mixed(column)),
                 })
                 .collect::<Result<Vec<String>, _>>()?,

@@ -7,7 +7,6 @@
 
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use sqlx::AssertSqlSafe;
 
@@ -19,10 +18,8 @@ pub(crate) enum Arg {
     Int(i64),
     Time(DateTime<Utc>),
     OptTime(Option<DateTime<Utc>>),
-    Json(Value),
-    /// JSON serialized once, straight from the typed value (no `Value` tree on the way): the
-    /// hot execution columns.
-    JsonText(Box<RawValue>),
+    /// JSON text, serialized once straight from the typed value (no `Value` tree on the way).
+    Json(Box<RawValue>),
     TextArray(Vec<String>),
 }
 
@@ -38,7 +35,6 @@ macro_rules! bind_args {
                 $crate::sql::Arg::Time(v) => query.bind(*v),
                 $crate::sql::Arg::OptTime(v) => query.bind(*v),
                 $crate::sql::Arg::Json(v) => query.bind(sqlx::types::Json(v.clone())),
-                $crate::sql::Arg::JsonText(v) => query.bind(sqlx::types::Json(v.clone())),
                 $crate::sql::Arg::TextArray(v) => query.bind(v.clone()),
             };
         }

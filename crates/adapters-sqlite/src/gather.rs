@@ -40,6 +40,16 @@ pub(crate) fn padded_values(row: &str, rows: usize) -> String {
     format!("SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL", vec![row; rows].join(", "))
 }
 
+/// `INSERT INTO {into}` of up to `rows` rows of `row` placeholders: a plain `VALUES` row for
+/// one, else the padded `SELECT` of [`padded_values`] (unused rows left unbound).
+pub(crate) fn insert_sql(into: &str, row: &str, rows: usize) -> String {
+    if rows == 1 {
+        format!("INSERT INTO {into} VALUES {row}")
+    } else {
+        format!("INSERT INTO {into} {}", padded_values(row, rows))
+    }
+}
+
 /// Where the caller of a gathered row waits.
 pub(crate) type Reply = oneshot::Sender<Result<(), PortError>>;
 

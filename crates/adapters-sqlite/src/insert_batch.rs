@@ -13,13 +13,15 @@
 //! each in a savepoint, so every caller gets its own row's result.
 
 use crate::error::{port_error, unique_as};
-use crate::gather::{Gathered, GatheredRow, ONE_ROW, STATEMENT_ROWS, chunks, padded_values};
+use crate::gather::{Gathered, GatheredRow, ONE_ROW, STATEMENT_ROWS, chunks, insert_sql};
 use crate::rows::{
     EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow,
     execution_insert_values,
 };
-use crate::sql::{bind_args, millis, placeholders};
-use crate::write::{Tx, append_events, check_transaction, execute};
+use crate::sql::{bind_args, placeholders};
+use crate::write::{
+    OUTBOX_INSERTS, Tx, append_events, bind_events, check_transaction, execute, outbox_inserts,
+};
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
 use flow_domain::model::Execution;
@@ -32,16 +34,6 @@ fn execution_insert_columns() -> Vec<&'static str> {
     EXECUTION_WRITE_COLUMNS.iter().chain(EXECUTION_INSERT_ONLY_COLUMNS.iter()).copied().collect()
 }
 
-/// `INSERT INTO {into}` of up to `rows` rows of `row` placeholders: a plain `VALUES` row for
-/// one, else the padded `SELECT` of [`padded_values`] (unused rows left unbound).
-fn insert_sql(into: &str, row: &str, rows: usize) -> String {
-    if rows == 1 {
-        format!("INSERT INTO {into} VALUES {row}")
-    } else {
-        format!("INSERT INTO {into} {}", padded_values(row, rows))
-    }
-}
-
 /// The execution inserts of each size of [`STATEMENT_ROWS`], each with `before` and `after`
 /// around it.
 fn execution_inserts(before: &str, after: &str) -> Vec<String> {
@@ -51,24 +43,12 @@ fn execution_inserts(before: &str, after: &str) -> Vec<String> {
     STATEMENT_ROWS.iter().map(|&rows| format!("{before}{}{after}", insert_sql(&into, &row, rows))).collect()
 }
 
-/// The outbox inserts of each size of [`STATEMENT_ROWS`], each followed by `after`.
-fn outbox_inserts(after: &str) -> Vec<String> {
-    let into = "outbox (event_id, name, key, created_at, source, payload)";
-    STATEMENT_ROWS
-        .iter()
-        .map(|&rows| format!("{}{after}", insert_sql(into, "(?, ?, ?, ?, ?, ?)", rows)))
-        .collect()
-}
-
 /// Execution inserts, on their own.
 static EXECUTION_INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| execution_inserts("", ""));
 
 /// Execution inserts opening the chunk's savepoint.
 static EXECUTION_INSERTS_IN_SAVEPOINT: LazyLock<Vec<String>> =
     LazyLock::new(|| execution_inserts("SAVEPOINT rows; ", ""));
-
-/// Outbox inserts of a chunk's events, before its last.
-static OUTBOX_INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| outbox_inserts(""));
 
 /// The outbox insert of a chunk's last events, releasing its savepoint.
 static OUTBOX_INSERTS_RELEASING: LazyLock<Vec<String>> = LazyLock::new(|| outbox_inserts("; RELEASE rows"));
@@ -138,25 +118,6 @@ impl NewRow {
             .map_err(port_error)?;
         row.map(Execution::try_from).transpose()
     }
-}
-
-/// Binds the values of `events`, one outbox row after the other.
-fn bind_events<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    events: &[&Event],
-) -> Result<sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>, PortError> {
-    for event in events {
-        let payload = serde_json::to_string(&event.payload)
-            .map_err(|e| crate::error::unserializable("event payload", e))?;
-        query = query
-            .bind(event.id.to_string())
-            .bind(event.name.clone())
-            .bind(event.key.clone())
-            .bind(millis(event.created_at))
-            .bind(event.source.clone())
-            .bind(payload);
-    }
-    Ok(query)
 }
 
 impl GatheredRow for NewRow {

@@ -28,7 +28,7 @@
 //! closed and a fresh one acquired for the next batch. Stopping the task returns it to the pool.
 
 use crate::error::port_error;
-use crate::gather::{Gathered, GatheredRow, QueuedRow, Reply};
+use crate::gather::{Gathered, GatheredRow, QueuedRow, Reply, STATEMENT_ROWS, chunks, insert_sql};
 use crate::insert_batch::NewRow;
 use crate::save_batch::SaveRow;
 use crate::sql::millis;
@@ -39,10 +39,10 @@ use flow_domain::event::{Consumed, Event};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqlitePool};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -516,23 +516,45 @@ pub(crate) async fn record_consumed(tx: &mut Tx, consumed: Option<&Consumed>) ->
     if inserted.rows_affected() == 0 { Err(PortError::AlreadyProcessed) } else { Ok(()) }
 }
 
-/// Appends `events` to the outbox, in order.
-pub(crate) async fn append_events(tx: &mut Tx, events: &[Event]) -> Result<(), PortError> {
+/// The outbox inserts of each size of [`STATEMENT_ROWS`], each followed by `after`.
+pub(crate) fn outbox_inserts(after: &str) -> Vec<String> {
+    let into = "outbox (event_id, name, key, created_at, source, payload)";
+    STATEMENT_ROWS
+        .iter()
+        .map(|&rows| format!("{}{after}", insert_sql(into, "(?, ?, ?, ?, ?, ?)", rows)))
+        .collect()
+}
+
+/// Outbox inserts of each size of [`STATEMENT_ROWS`].
+pub(crate) static OUTBOX_INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| outbox_inserts(""));
+
+/// Binds the values of `events`, one outbox row after the other.
+pub(crate) fn bind_events<'q>(
+    mut query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    events: &[&Event],
+) -> Result<sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>, PortError> {
     for event in events {
         let payload = serde_json::to_string(&event.payload)
             .map_err(|e| crate::error::unserializable("event payload", e))?;
-        sqlx::query(
-            "INSERT INTO outbox (event_id, name, key, created_at, source, payload) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(event.id.to_string())
-        .bind(event.name.clone())
-        .bind(event.key.clone())
-        .bind(millis(event.created_at))
-        .bind(event.source.clone())
-        .bind(payload)
-        .execute(&mut *tx)
-        .await
-        .map_err(port_error)?;
+        query = query
+            .bind(event.id.to_string())
+            .bind(event.name.clone())
+            .bind(event.key.clone())
+            .bind(millis(event.created_at))
+            .bind(event.source.clone())
+            .bind(payload);
+    }
+    Ok(query)
+}
+
+/// Appends `events` to the outbox, in order.
+pub(crate) async fn append_events(tx: &mut Tx, events: &[Event]) -> Result<(), PortError> {
+    let events: Vec<&Event> = events.iter().collect();
+    for (size, chunk) in chunks(&events) {
+        bind_events(sqlx::query(AssertSqlSafe(OUTBOX_INSERTS[size].as_str())), chunk)?
+            .execute(&mut *tx)
+            .await
+            .map_err(port_error)?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `executions` rows: the columns written and the conversion back to an `Execution`.
 //! The JSON `doc` holds the trigger, input, counters, steps and the execution's error.
 
-use super::{from_json, opt_text, parse_enum, parse_id, parse_opt_id, to_json_text};
+use super::{from_json, opt_text, parse_enum, parse_id, parse_opt_id, to_json};
 use crate::sql::{Arg, from_millis, millis};
 use flow_domain::error::PortError;
 use flow_domain::ids::{ExecutionId, FlowId, TenantId};
@@ -78,8 +78,8 @@ pub(crate) fn execution_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
         opt_text(e.tenant),
         Arg::Text(e.status.as_str().into()),
         Arg::Text(e.trigger.trigger_type.as_str().into()),
-        Arg::JsonText(to_json_text(&e.owners, "owners")?),
-        Arg::JsonText(to_json_text(&doc, "execution document")?),
+        Arg::Json(to_json(&e.owners, "owners")?),
+        Arg::Json(to_json(&doc, "execution document")?),
         Arg::Time(millis(e.created_at)),
         opt_millis(e.started_at),
         opt_millis(e.finished_at),

@@ -51,7 +51,7 @@ impl UserRow {
 }
 
 /// The stored permissions of `user`.
-pub(crate) fn permissions_json(user: &User) -> Result<serde_json::Value, PortError> {
+pub(crate) fn permissions_json(user: &User) -> Result<Box<serde_json::value::RawValue>, PortError> {
     to_json(&user.permissions, "permissions")
 }
 

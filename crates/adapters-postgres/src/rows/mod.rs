@@ -46,12 +46,8 @@ pub(super) fn from_json<T: for<'de> Deserialize<'de>>(raw: Jv, what: &str) -> Re
     serde_json::from_value(raw.0).map_err(|_| corrupt(what))
 }
 
-pub(super) fn to_json<T: Serialize>(value: &T, what: &str) -> Result<serde_json::Value, PortError> {
-    serde_json::to_value(value).map_err(|e| unserializable(what, e))
-}
-
-/// `value` serialized to JSON text directly, for [`Arg::JsonText`].
-pub(super) fn to_json_text<T: Serialize>(
+/// `value` serialized to JSON text directly, for [`Arg::Json`].
+pub(super) fn to_json<T: Serialize>(
     value: &T,
     what: &str,
 ) -> Result<Box<serde_json::value::RawValue>, PortError> {
