@@ -46,6 +46,16 @@ pub(super) fn from_json<T: for<'de> Deserialize<'de>>(raw: Jv, what: &str) -> Re
     serde_json::from_value(raw.0).map_err(|_| corrupt(what))
 }
 
+/// A JSON document stored as text (not jsonb), parsed straight into its type.
+pub(super) fn from_json_text<T: for<'de> Deserialize<'de>>(raw: &str, what: &str) -> Result<T, PortError> {
+    serde_json::from_str(raw).map_err(|_| corrupt(what))
+}
+
+/// `value` as JSON text, for a document stored as text.
+pub(super) fn to_json_text<T: Serialize>(value: &T, what: &str) -> Result<String, PortError> {
+    serde_json::to_string(value).map_err(|e| unserializable(what, e))
+}
+
 /// `value` serialized to JSON text directly, for [`Arg::Json`].
 pub(super) fn to_json<T: Serialize>(
     value: &T,
