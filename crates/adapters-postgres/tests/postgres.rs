@@ -1,6 +1,7 @@
 //! What only the PostgreSQL adapter has: relays in separate processes (separate pools) sharing
 //! one outbox, `LISTEN/NOTIFY` wake-ups across pools, claim expiry, migrations applied again,
-//! and fast `Unavailable` answers when the server cannot be reached.
+//! fast `Unavailable` answers when the server cannot be reached, and the owner rows of
+//! executions following their inserts and deletes.
 
 mod common;
 
@@ -8,8 +9,11 @@ use adapters_postgres::{PostgresConfig, PostgresStore};
 use common::TestDb;
 use flow_domain::error::PortError;
 use flow_domain::ids::{EventId, FlowId, TenantId};
-use flow_domain::ports::{FlowRepository, Health, Outbox, StoredEvent};
-use port_contracts::storage::fixtures::{event, flow};
+use flow_domain::model::{ExecutionStatus, Owner};
+use flow_domain::ports::{ExecutionRetention, FlowRepository, Health, Outbox, StoredEvent};
+use port_contracts::storage::executions::execution;
+use port_contracts::storage::fixtures::{event, flow, now};
+use sqlx::Connection;
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::time::{Instant, timeout};
@@ -152,4 +156,34 @@ async fn processes_starting_together_migrate_once() {
     let stored = flow("shared", None, vec![]);
     FlowRepository::insert(&a, &stored, &[]).await.expect("insert");
     assert_eq!(FlowRepository::get(&b, stored.id).await.expect("get"), Some(stored));
+}
+
+/// Owner rows of executions, counted in the database itself.
+async fn owner_rows(db: &TestDb) -> i64 {
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query_scalar("SELECT count(*) FROM execution_owners").fetch_one(&mut conn).await.expect("count")
+}
+
+#[tokio::test]
+async fn owner_rows_come_with_inserted_executions_and_go_with_purged_ones() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let flow_id = FlowId::new();
+    let tenant = TenantId::new();
+    let owners = vec![Owner::user(uuid::Uuid::now_v7()), Owner::tenant(tenant.0)];
+    let mut ended = Vec::new();
+    for _ in 0..3 {
+        let mut e = execution(flow_id, Some(tenant), owners.clone(), now() - chrono::Duration::hours(2));
+        e.status = ExecutionStatus::Succeeded;
+        e.finished_at = Some(e.created_at);
+        flow_domain::ports::ExecutionRepository::insert(&store, &e, &[]).await.expect("insert");
+        ended.push(e);
+    }
+    let kept = execution(flow_id, Some(tenant), owners.clone(), now());
+    flow_domain::ports::ExecutionRepository::insert(&store, &kept, &[]).await.expect("insert");
+    assert_eq!(owner_rows(&db).await, 8, "two owner rows per execution");
+
+    let purged = store.purge_ended_before(now() - chrono::Duration::hours(1), 10).await.expect("purge");
+    assert_eq!(purged, 3);
+    assert_eq!(owner_rows(&db).await, 2, "only the kept execution's owner rows remain");
 }
