@@ -2,8 +2,9 @@
 //! webhooks, the executor), so they do not read and decode the flow from storage every time.
 //!
 //! One [`FlowCache`] gives two views of the same store, both [`FlowRepository`]s:
-//! - [`FlowCache::reader`]: `get` answers from the cache (entries live at most the configured
-//!   time to live); everything else passes through;
+//! - [`FlowCache::reader`]: `get` and `get_shared` answer from the cache (entries live at most
+//!   the configured time to live; `get_shared` without copying the flow); everything else
+//!   passes through;
 //! - [`FlowCache::writer`]: passes everything through and forgets a flow whenever it is
 //!   inserted, saved or deleted through it.
 //!
@@ -75,10 +76,9 @@ impl FlowCache {
 }
 
 impl Shared {
-    async fn get(&self, id: FlowId) -> Result<Option<Flow>, PortError> {
+    async fn get_shared(&self, id: FlowId) -> Result<Option<Arc<Flow>>, PortError> {
         let load = || async { Ok(self.store.get(id).await?.map(Arc::new)) };
-        let flow = self.flows.read_through(&id, |_| true, load).await?;
-        Ok(flow.map(|flow| Flow::clone(&flow)))
+        self.flows.read_through(&id, |_| true, load).await
     }
 
     fn forget(&self, id: FlowId) {
@@ -101,7 +101,19 @@ impl FlowRepository for View {
     }
 
     async fn get(&self, id: FlowId) -> Result<Option<Flow>, PortError> {
-        if self.cached_reads { self.shared.get(id).await } else { self.shared.store.get(id).await }
+        if self.cached_reads {
+            Ok(self.shared.get_shared(id).await?.map(|flow| Flow::clone(&flow)))
+        } else {
+            self.shared.store.get(id).await
+        }
+    }
+
+    async fn get_shared(&self, id: FlowId) -> Result<Option<Arc<Flow>>, PortError> {
+        if self.cached_reads {
+            self.shared.get_shared(id).await
+        } else {
+            Ok(self.shared.store.get(id).await?.map(Arc::new))
+        }
     }
 
     async fn list(&self, query: &FlowQuery) -> Result<Page<Flow>, PortError> {

@@ -7,6 +7,7 @@ use crate::model::{AccessToken, Execution, ExternalComponent, Flow, NewUser, Tem
 use crate::query::{ExecutionQuery, FlowQuery, Page, PageRequest, TemplateQuery, UserQuery, Visibility};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -25,6 +26,16 @@ pub trait FlowRepository: Send + Sync {
     /// # Errors
     /// `Unavailable`, `Other`.
     async fn get(&self, id: FlowId) -> Result<Option<Flow>, PortError>;
+
+    /// [`FlowRepository::get`] behind a shared pointer, for the hot paths that only read the
+    /// flow (webhook calls, runs): a cache hands out the copy it holds instead of a deep clone.
+    /// The default wraps `get`.
+    ///
+    /// # Errors
+    /// As `get`.
+    async fn get_shared(&self, id: FlowId) -> Result<Option<Arc<Flow>>, PortError> {
+        Ok(self.get(id).await?.map(Arc::new))
+    }
 
     /// One page of the flows matching `query`, and how many match in all. Ordered by the sort
     /// field, ties broken by id. MUST apply `query.visibility` exactly as `Actor::can_see`.

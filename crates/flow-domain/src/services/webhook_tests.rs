@@ -91,7 +91,7 @@ fn auth(caller: User) -> Arc<AuthService> {
 /// A service over `flow`; `stores` is how many executions it must store.
 fn hook_service(flow: Flow, caller: User, stores: usize) -> WebhookService {
     let mut flows = MockFlowRepository::new();
-    flows.expect_get().returning(move |id| Ok((id == flow.id).then(|| flow.clone())));
+    flows.expect_get_shared().returning(move |id| Ok((id == flow.id).then(|| Arc::new(flow.clone()))));
     let mut executions = MockExecutionRepository::new();
     executions
         .expect_insert()
@@ -162,7 +162,7 @@ fn hmac_accepts_the_signature_and_refuses_forgeries() {
     let active = flow(FlowStatus::Active, secured(), owner, tenant);
     let id = active.id;
     let mut flows = MockFlowRepository::new();
-    flows.expect_get().returning(move |_| Ok(Some(active.clone())));
+    flows.expect_get_shared().returning(move |_| Ok(Some(Arc::new(active.clone()))));
     let mut executions = MockExecutionRepository::new();
     let good = sign_hmac(SECRET, br#"{"a":1}"#);
     let expected_key = format!("hmac:{good}");
@@ -213,7 +213,7 @@ fn standard_webhooks_replay_answers_the_first_execution() {
     let active = flow(FlowStatus::Active, secured(), owner, tenant);
     let id = active.id;
     let mut flows = MockFlowRepository::new();
-    flows.expect_get().returning(move |_| Ok(Some(active.clone())));
+    flows.expect_get_shared().returning(move |_| Ok(Some(Arc::new(active.clone()))));
     let mut executions = MockExecutionRepository::new();
     let first = std::sync::Mutex::new(None::<Execution>);
     executions.expect_insert_idempotent().times(2).returning(move |e, _, window_start| {
@@ -278,7 +278,7 @@ fn bearer_and_basic_need_webhooks_execute_and_ownership() {
 /// one execution: ended and without events when it ran inline, else queued with `flow.execute`.
 fn inline_service(flow: Flow, caller: User, runs_inline: bool) -> WebhookService {
     let mut flows = MockFlowRepository::new();
-    flows.expect_get().returning(move |id| Ok((id == flow.id).then(|| flow.clone())));
+    flows.expect_get_shared().returning(move |id| Ok((id == flow.id).then(|| Arc::new(flow.clone()))));
     let mut executions = MockExecutionRepository::new();
     executions
         .expect_insert()

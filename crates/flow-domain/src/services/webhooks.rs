@@ -182,7 +182,7 @@ impl WebhookService {
         let (execution, events) = match inline {
             // A repeated call runs the flow again (it has no outside effects) and is then
             // answered with the first call's execution by the idempotent insert.
-            Some(runner) => (runner.run_inline(Arc::new(flow), execution).await, Vec::new()),
+            Some(runner) => (runner.run_inline(flow, execution).await, Vec::new()),
             None => {
                 if let Some(backlog) = &self.backlog {
                     backlog.admit()?;
@@ -202,13 +202,13 @@ impl WebhookService {
         }
     }
 
-    async fn active_flow(&self, raw_id: &str) -> ServiceResult<Flow> {
+    async fn active_flow(&self, raw_id: &str) -> ServiceResult<Arc<Flow>> {
         let Ok(id) = raw_id.parse::<FlowId>() else {
             // Look up a well-formed id anyway so a malformed one answers in the same time.
-            let _ = self.flows.get(FlowId(uuid::Uuid::nil())).await?;
+            let _ = self.flows.get_shared(FlowId(uuid::Uuid::nil())).await?;
             return Err(flow_unavailable(raw_id));
         };
-        match self.flows.get(id).await? {
+        match self.flows.get_shared(id).await? {
             Some(flow) if flow.status == FlowStatus::Active => Ok(flow),
             _ => Err(flow_unavailable(raw_id)),
         }

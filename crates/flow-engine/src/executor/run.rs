@@ -80,7 +80,7 @@ pub(super) async fn run_unclaimed(
 ) -> anyhow::Result<Unclaimed> {
     // The flow first (a cached read): an execution of a flow with outside effects is claimed
     // without reading it here.
-    let Some(flow) = shared.flows.get(flow_id).await? else { return Ok(Unclaimed::NotApplicable) };
+    let Some(flow) = shared.flows.get_shared(flow_id).await? else { return Ok(Unclaimed::NotApplicable) };
     if !super::computes_only(&flow) {
         return Ok(Unclaimed::NotApplicable);
     }
@@ -92,7 +92,7 @@ pub(super) async fn run_unclaimed(
     let execution_id = execution.id;
     tracing::info!(%flow_id, %execution_id, "execution started");
     restart_from_trigger(&mut execution);
-    let ended = run_inline(shared, Arc::new(flow), execution).await;
+    let ended = run_inline(shared, flow, execution).await;
     let result = match shared.executions.save(&ended, &[]).await {
         Ok(()) => Ok(ended.status),
         Err(PortError::Conflict | PortError::NotFound) => {
@@ -139,7 +139,7 @@ fn log_end(
 }
 
 async fn start(shared: &Shared, mut execution: Execution) -> anyhow::Result<ExecutionStatus> {
-    let Some(flow) = shared.flows.get(execution.flow_id).await? else {
+    let Some(flow) = shared.flows.get_shared(execution.flow_id).await? else {
         return fail(shared, execution, "The flow was deleted.").await;
     };
     let Some(trigger) = flow.spec.graph.trigger().map(|n| n.id.clone()) else {
@@ -149,7 +149,7 @@ async fn start(shared: &Shared, mut execution: Execution) -> anyhow::Result<Exec
     let graph = shared.graphs.get(&flow);
     let input = execution.input.clone();
     let computes_only = super::computes_only(&flow);
-    let mut walk = Walk::new(shared, Arc::new(flow), graph, execution);
+    let mut walk = Walk::new(shared, flow, graph, execution);
     if computes_only {
         // Nothing outside the execution and nothing that waits: run it in memory and save
         // once, ended (one write instead of one per step). A worker dying meanwhile leaves the
