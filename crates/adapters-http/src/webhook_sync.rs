@@ -64,7 +64,7 @@ pub fn render(id: ExecutionId, outcome: Option<Execution>, timeout: Duration) ->
         Some(execution) if execution.status == ExecutionStatus::Cancelled => {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, CANCELLED).into_response()
         }
-        Some(execution) => match execution.reply() {
+        Some(execution) => match execution.into_reply() {
             Ok(body) => (StatusCode::OK, Json(body)).into_response(),
             Err(message) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message).into_response(),
         },

@@ -44,24 +44,27 @@ macro_rules! bind_args {
 pub(crate) use bind_args;
 
 /// `sql` with its `?` placeholders numbered `$1`, `$2`, ... (outside quoted literals).
+/// Runs on every statement sent, so it copies the text between placeholders in whole slices
+/// and writes the numbers without allocating.
 pub(crate) fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(sql.len() + sql.len() / 8);
     let mut n = 0;
     let mut in_literal = false;
-    for c in sql.chars() {
-        match c {
-            '\'' => {
-                in_literal = !in_literal;
-                out.push(c);
-            }
-            '?' if !in_literal => {
+    let mut copied = 0;
+    for (at, byte) in sql.bytes().enumerate() {
+        match byte {
+            b'\'' => in_literal = !in_literal,
+            b'?' if !in_literal => {
                 n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
+                out.push_str(&sql[copied..at]);
+                let _ = write!(out, "${n}");
+                copied = at + 1;
             }
-            _ => out.push(c),
+            _ => {}
         }
     }
+    out.push_str(&sql[copied..]);
     out
 }
 

@@ -302,6 +302,31 @@ impl Execution {
     /// # Errors
     /// The error message when the execution failed.
     pub fn reply(&self) -> Result<Value, String> {
+        let last = self.last_finished_step()?;
+        Ok(last
+            .and_then(|id| self.steps[id].sample_output.first())
+            .map_or_else(no_reply, |message| message.get("data").cloned().unwrap_or_else(|| message.clone())))
+    }
+
+    /// [`Execution::reply`], taken out of the execution instead of copied.
+    ///
+    /// # Errors
+    /// The error message when the execution failed.
+    pub fn into_reply(mut self) -> Result<Value, String> {
+        let Some(last) = self.last_finished_step()?.cloned() else { return Ok(no_reply()) };
+        let message = self.steps.remove(&last).and_then(|step| step.sample_output.into_iter().next());
+        Ok(match message {
+            Some(Value::Object(mut fields)) if fields.contains_key("data") => {
+                fields.remove("data").unwrap_or_else(no_reply)
+            }
+            Some(message) => message,
+            None => no_reply(),
+        })
+    }
+
+    /// The id of the step that finished last (ties: the smallest id), or the error of a failed
+    /// execution.
+    fn last_finished_step(&self) -> Result<Option<&String>, String> {
         if self.status == ExecutionStatus::Failed {
             let failed = self
                 .steps
@@ -312,16 +337,18 @@ impl Execution {
                 .or_else(|| self.error.clone())
                 .unwrap_or_else(|| "The execution failed.".into()));
         }
-        let last = self
+        Ok(self
             .steps
             .iter()
             .filter(|(_, s)| s.finished_at.is_some())
-            .max_by(|(a_id, a), (b_id, b)| a.finished_at.cmp(&b.finished_at).then(b_id.cmp(a_id)));
-        Ok(last
-            .and_then(|(_, step)| step.sample_output.first())
-            .map(|message| message.get("data").cloned().unwrap_or_else(|| message.clone()))
-            .unwrap_or_else(|| Value::Object(serde_json::Map::new())))
+            .max_by(|(a_id, a), (b_id, b)| a.finished_at.cmp(&b.finished_at).then(b_id.cmp(a_id)))
+            .map(|(id, _)| id))
     }
+}
+
+/// The reply of an execution whose last step emitted nothing: `{}`.
+fn no_reply() -> Value {
+    Value::Object(serde_json::Map::new())
 }
 
 #[cfg(test)]
@@ -365,5 +392,47 @@ mod tests {
             vec![json!({"data": {"a": 1}}), json!({"data": 2, "attachments": {"f.txt": {"size": 3}}})]
         );
         assert_eq!(step.out_count, 2);
+    }
+
+    #[test]
+    fn into_reply_answers_what_reply_answers() {
+        let at = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap_or_default();
+        let trigger = TriggerInfo { trigger_type: TriggerType::Webhook, request_id: None };
+        let base = Execution::queued(FlowId::new(), None, vec![], trigger, json!({"data": 1}), at);
+        let step = |finished_ms: i64, outputs: &[Value], failed: bool| {
+            let mut step = StepRecord::started("jq", at);
+            for output in outputs {
+                step.record_output(output);
+            }
+            step.finished_at = DateTime::from_timestamp_millis(1_700_000_000_000 + finished_ms);
+            if failed {
+                step.status = StepStatus::Failed;
+                step.last_error = Some("boom".into());
+            }
+            step
+        };
+        let mut cases = Vec::new();
+        let mut data = base.clone();
+        data.status = ExecutionStatus::Succeeded;
+        data.steps.insert("in".into(), step(1, &[json!({"data": "first"})], false));
+        data.steps.insert("out".into(), step(2, &[json!({"data": {"x": 1}}), json!({"data": 2})], false));
+        cases.push((data.clone(), Ok(json!({"x": 1}))));
+        let mut tie = data.clone();
+        tie.steps.insert("a".into(), step(2, &[json!({"data": "a"})], false));
+        cases.push((tie, Ok(json!("a"))));
+        let mut bare = data.clone();
+        bare.steps.insert("out".into(), step(2, &[json!(7)], false));
+        cases.push((bare, Ok(json!(7))));
+        let mut silent = data.clone();
+        silent.steps.insert("out".into(), step(2, &[], false));
+        cases.push((silent, Ok(json!({}))));
+        let mut failed = data;
+        failed.status = ExecutionStatus::Failed;
+        failed.steps.insert("out".into(), step(2, &[], true));
+        cases.push((failed, Err("boom".to_string())));
+        for (execution, expected) in cases {
+            assert_eq!(execution.reply(), expected);
+            assert_eq!(execution.into_reply(), expected);
+        }
     }
 }

@@ -113,10 +113,13 @@ pub(crate) fn required_str<'a>(
         .ok_or_else(|| ComponentError::permanent(format!("field `{name}` must be a string")))
 }
 
-/// `msg` with its `data` replaced by `data` (a fresh message when `msg` is not an object).
+/// `msg` with its `data` replaced by `data` (a fresh message when `msg` is not an object). The
+/// old `data` is not copied on the way.
 pub(crate) fn with_data(msg: &Value, data: Value) -> Value {
-    let mut out = match msg {
-        Value::Object(map) => map.clone(),
+    let mut out: Map<String, Value> = match msg {
+        Value::Object(map) => {
+            map.iter().filter(|(key, _)| *key != "data").map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
         _ => Map::new(),
     };
     out.insert("data".into(), data);
