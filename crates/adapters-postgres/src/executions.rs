@@ -134,9 +134,8 @@ impl ExecutionRepository for PostgresStore {
             filter.and("created_at < ?", [Arg::Time(millis(to))]);
         }
         if let Some(step) = &query.step {
-            // Step ids are the keys of one JSON object: at most one matches per execution. The
-            // document is text (migration 0005), parsed only for the rows this filter reaches.
-            filter.and("jsonb_exists(doc::jsonb -> 'steps', ?)", [Arg::Text(step.clone())]);
+            // Step ids are the keys of one JSON object: at most one matches per execution.
+            filter.and("jsonb_exists(step_summary, ?)", [Arg::Text(step.clone())]);
         }
         let page = EXECUTIONS.page::<ExecutionRow>(&self.pool, &filter, NEWEST_FIRST, query.page).await?;
         let items = page.items.into_iter().map(Execution::try_from).collect::<Result<_, _>>()?;

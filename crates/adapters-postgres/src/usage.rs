@@ -56,7 +56,7 @@ pub(crate) async fn step_usage(
              WHERE o.value ->> 'type' = 'user' ORDER BY o.idx LIMIT 1) AS user_id, \
            COALESCE(s.value ->> 'componentId', '') AS component_id, \
            SUM((s.value ->> 'in')::bigint)::bigint AS count \
-         FROM executions e CROSS JOIN LATERAL jsonb_each(e.doc::jsonb -> 'steps') s{} \
+         FROM executions e CROSS JOIN LATERAL jsonb_each(e.step_summary) s{} \
          GROUP BY 1, 2, 3, 4 HAVING SUM((s.value ->> 'in')::bigint) > 0 \
          ORDER BY 1, 2 NULLS FIRST, 3 NULLS FIRST, COALESCE(s.value ->> 'componentId', '') COLLATE \"C\"",
         filter.where_sql()

@@ -1,6 +1,8 @@
 //! `executions` rows: the columns written and the conversion back to an `Execution`.
 //! The JSON `doc` holds the trigger, input, counters, steps and the execution's error; it is
-//! stored as text (migration 0005), written and read without a `jsonb` conversion.
+//! stored as text (migration 0005), written and read without a `jsonb` conversion. What the
+//! `step` filter and the usage report need of the steps is also written to the small jsonb
+//! column `step_summary` (`{stepId: {componentId, in}}`), so they never parse the document.
 
 use super::{from_json, from_json_text, opt_text, parse_enum, parse_id, parse_opt_id, to_json, to_json_text};
 use crate::sql::{Arg, from_millis, millis};
@@ -14,13 +16,14 @@ use std::collections::BTreeMap;
 /// Columns of `executions` written on insert and update, in the order of
 /// [`execution_values`] (`id` and `revision` are handled by each statement; the idempotency
 /// key is written by inserts only, see [`execution_insert_values`]).
-pub(crate) const EXECUTION_WRITE_COLUMNS: [&str; 12] = [
+pub(crate) const EXECUTION_WRITE_COLUMNS: [&str; 13] = [
     "flow_id",
     "tenant",
     "status",
     "trigger_type",
     "owners",
     "doc",
+    "step_summary",
     "created_at",
     "started_at",
     "finished_at",
@@ -46,6 +49,15 @@ struct DocRef<'a> {
     steps: &'a BTreeMap<String, StepRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: &'a Option<String>,
+}
+
+/// One step in `step_summary`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StepSummary<'a> {
+    component_id: &'a str,
+    #[serde(rename = "in")]
+    in_count: u64,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +93,7 @@ pub(crate) fn execution_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
         Arg::Text(e.trigger.trigger_type.as_str().into()),
         Arg::Json(to_json(&e.owners, "owners")?),
         Arg::Text(to_json_text(&doc, "execution document")?),
+        Arg::Json(to_json(&step_summary(e), "step summary")?),
         Arg::Time(millis(e.created_at)),
         opt_millis(e.started_at),
         opt_millis(e.finished_at),
@@ -88,6 +101,15 @@ pub(crate) fn execution_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
         opt_millis(e.lease_until),
         Arg::Int(i64::from(e.lease_attempts)),
     ])
+}
+
+fn step_summary(e: &Execution) -> BTreeMap<&str, StepSummary<'_>> {
+    e.steps
+        .iter()
+        .map(|(id, step)| {
+            (id.as_str(), StepSummary { component_id: &step.component_id, in_count: step.in_count })
+        })
+        .collect()
 }
 
 /// The values of [`EXECUTION_WRITE_COLUMNS`] then [`EXECUTION_INSERT_ONLY_COLUMNS`].
