@@ -241,4 +241,21 @@ mod tests {
         block_on(reader.get(id)).unwrap();
         assert!(cache.is_empty());
     }
+
+    #[test]
+    fn get_shared_hands_out_the_cached_flow_itself_and_the_writer_reads_through() {
+        let stored = flow(FlowStatus::Active);
+        let id = stored.id;
+        let mut store = MockFlowRepository::new();
+        // One read for the reader's two calls, one for the writer's.
+        store.expect_get().times(2).returning(move |_| Ok(Some(stored.clone())));
+        let cache = FlowCache::new(Arc::new(store), clock(), Duration::seconds(60));
+        let (reader, writer) = (cache.reader(), cache.writer());
+        let first = block_on(reader.get_shared(id)).unwrap().unwrap();
+        let second = block_on(reader.get_shared(id)).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "the cached flow, not a copy");
+        let through = block_on(writer.get_shared(id)).unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&first, &through), "the writer reads the store");
+        assert_eq!(*through, *first);
+    }
 }

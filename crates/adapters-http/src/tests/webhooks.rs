@@ -15,7 +15,9 @@ use std::time::Duration;
 fn with_active_flow(ports: &mut Ports) -> String {
     let flow = flow("active", json!({}));
     let id = flow.id.to_string();
+    let shared = Arc::new(flow.clone());
     ports.flows.expect_get().returning(move |_| Ok(Some(flow.clone())));
+    ports.flows.expect_get_shared().returning(move |_| Ok(Some(shared.clone())));
     id
 }
 
@@ -117,7 +119,7 @@ async fn unknown_or_inactive_flows_are_404() {
     let mut ports = Ports::default();
     let inactive = flow("inactive", json!({}));
     let id = inactive.id.to_string();
-    ports.flows.expect_get().returning(move |_| Ok(Some(inactive.clone())));
+    ports.flows.expect_get_shared().returning(move |_| Ok(Some(Arc::new(inactive.clone()))));
     let answer = send(app(ports), post(&format!("/webhooks/{id}"), Some("application/json"), "{}")).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(
