@@ -29,7 +29,8 @@ pub trait FlowRepository: Send + Sync {
 
     /// [`FlowRepository::get`] behind a shared pointer, for the hot paths that only read the
     /// flow (webhook calls, runs): a cache hands out the copy it holds instead of a deep clone.
-    /// The default wraps `get`.
+    /// The default wraps `get`. The generated mock (feature `mock`) mocks this method too, so a
+    /// test whose code path calls it sets `expect_get_shared`.
     ///
     /// # Errors
     /// As `get`.
