@@ -179,12 +179,18 @@ mod tests {
         Arc::new(ManualClock::new(Utc::now()))
     }
 
+    /// A store holding `stored`, expecting exactly `reads` reads of it.
+    fn store_read(stored: Flow, reads: usize) -> MockFlowRepository {
+        let mut store = MockFlowRepository::new();
+        store.expect_get().times(reads).returning(move |_| Ok(Some(stored.clone())));
+        store
+    }
+
     #[test]
     fn reads_once_within_the_time_to_live_then_again() {
         let stored = flow(FlowStatus::Active);
         let id = stored.id;
-        let mut store = MockFlowRepository::new();
-        store.expect_get().times(2).returning(move |_| Ok(Some(stored.clone())));
+        let store = store_read(stored, 2);
         let clock = clock();
         let cache = FlowCache::new(Arc::new(store), clock.clone(), Duration::seconds(1));
         let reader = cache.reader();
@@ -233,9 +239,7 @@ mod tests {
     fn a_zero_time_to_live_caches_nothing() {
         let stored = flow(FlowStatus::Active);
         let id = stored.id;
-        let mut store = MockFlowRepository::new();
-        store.expect_get().times(2).returning(move |_| Ok(Some(stored.clone())));
-        let cache = FlowCache::new(Arc::new(store), clock(), Duration::zero());
+        let cache = FlowCache::new(Arc::new(store_read(stored, 2)), clock(), Duration::zero());
         let reader = cache.reader();
         block_on(reader.get(id)).unwrap();
         block_on(reader.get(id)).unwrap();
@@ -246,10 +250,8 @@ mod tests {
     fn get_shared_hands_out_the_cached_flow_itself_and_the_writer_reads_through() {
         let stored = flow(FlowStatus::Active);
         let id = stored.id;
-        let mut store = MockFlowRepository::new();
         // One read for the reader's two calls, one for the writer's.
-        store.expect_get().times(2).returning(move |_| Ok(Some(stored.clone())));
-        let cache = FlowCache::new(Arc::new(store), clock(), Duration::seconds(60));
+        let cache = FlowCache::new(Arc::new(store_read(stored, 2)), clock(), Duration::seconds(60));
         let (reader, writer) = (cache.reader(), cache.writer());
         let first = block_on(reader.get_shared(id)).unwrap().unwrap();
         let second = block_on(reader.get_shared(id)).unwrap().unwrap();
