@@ -1,8 +1,8 @@
 //! `ExecutionRetention`: deletes executions that ended before a cutoff, oldest first, one
 //! bounded batch per transaction. Their owner rows go by a statement trigger (migration 0006);
 //! their steps live in the row's `doc`. Rows another purge (another worker) is deleting are
-//! skipped, not waited for. The partial index `executions_by_finish` (migration 0002) finds the oldest ended rows
-//! without scanning the table.
+//! skipped, not waited for. The partial index `executions_by_finish` (migration 0002) finds
+//! the oldest ended rows without scanning the table.
 
 use crate::error::port_error;
 use crate::sql::{millis, q};

@@ -171,13 +171,11 @@ async fn owner_rows_come_with_inserted_executions_and_go_with_purged_ones() {
     let flow_id = FlowId::new();
     let tenant = TenantId::new();
     let owners = vec![Owner::user(uuid::Uuid::now_v7()), Owner::tenant(tenant.0)];
-    let mut ended = Vec::new();
     for _ in 0..3 {
         let mut e = execution(flow_id, Some(tenant), owners.clone(), now() - chrono::Duration::hours(2));
         e.status = ExecutionStatus::Succeeded;
         e.finished_at = Some(e.created_at);
         flow_domain::ports::ExecutionRepository::insert(&store, &e, &[]).await.expect("insert");
-        ended.push(e);
     }
     let kept = execution(flow_id, Some(tenant), owners.clone(), now());
     flow_domain::ports::ExecutionRepository::insert(&store, &kept, &[]).await.expect("insert");

@@ -77,8 +77,7 @@ impl FlowCache {
 
 impl Shared {
     async fn get_shared(&self, id: FlowId) -> Result<Option<Arc<Flow>>, PortError> {
-        let load = || async { Ok(self.store.get(id).await?.map(Arc::new)) };
-        self.flows.read_through(&id, |_| true, load).await
+        self.flows.read_through(&id, |_| true, || self.store.get_shared(id)).await
     }
 
     fn forget(&self, id: FlowId) {
@@ -112,7 +111,7 @@ impl FlowRepository for View {
         if self.cached_reads {
             self.shared.get_shared(id).await
         } else {
-            Ok(self.shared.store.get(id).await?.map(Arc::new))
+            self.shared.store.get_shared(id).await
         }
     }
 
@@ -182,7 +181,7 @@ mod tests {
     /// A store holding `stored`, expecting exactly `reads` reads of it.
     fn store_read(stored: Flow, reads: usize) -> MockFlowRepository {
         let mut store = MockFlowRepository::new();
-        store.expect_get().times(reads).returning(move |_| Ok(Some(stored.clone())));
+        store.expect_get_shared().times(reads).returning(move |_| Ok(Some(Arc::new(stored.clone()))));
         store
     }
 
@@ -210,9 +209,9 @@ mod tests {
         changed.status = FlowStatus::Inactive;
         let mut store = MockFlowRepository::new();
         let mut reads = 0;
-        store.expect_get().times(2).returning(move |_| {
+        store.expect_get_shared().times(2).returning(move |_| {
             reads += 1;
-            Ok(Some(if reads == 1 { stored.clone() } else { changed.clone() }))
+            Ok(Some(Arc::new(if reads == 1 { stored.clone() } else { changed.clone() })))
         });
         store.expect_save().times(1).returning(|_, _, _| Ok(()));
         let cache = FlowCache::new(Arc::new(store), clock(), Duration::seconds(60));
@@ -226,7 +225,7 @@ mod tests {
     #[test]
     fn unknown_flows_are_not_cached() {
         let mut store = MockFlowRepository::new();
-        store.expect_get().times(2).returning(|_| Ok(None));
+        store.expect_get_shared().times(2).returning(|_| Ok(None));
         let cache = FlowCache::new(Arc::new(store), clock(), Duration::seconds(60));
         let reader = cache.reader();
         let id = FlowId::new();

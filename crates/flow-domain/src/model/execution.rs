@@ -316,9 +316,7 @@ impl Execution {
         let Some(last) = self.last_finished_step()?.cloned() else { return Ok(no_reply()) };
         let message = self.steps.remove(&last).and_then(|step| step.sample_output.into_iter().next());
         Ok(match message {
-            Some(Value::Object(mut fields)) if fields.contains_key("data") => {
-                fields.remove("data").unwrap_or_else(no_reply)
-            }
+            Some(Value::Object(mut fields)) => fields.remove("data").unwrap_or(Value::Object(fields)),
             Some(message) => message,
             None => no_reply(),
         })
