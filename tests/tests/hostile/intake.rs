@@ -1,0 +1,1 @@
+//! Hostile cases: intake (filled in by the work on issue 16).

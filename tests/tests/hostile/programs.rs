@@ -1,0 +1,1 @@
+//! Hostile cases: programs (filled in by the work on issue 16).
