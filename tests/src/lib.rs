@@ -143,6 +143,8 @@ impl TestApp {
             "--argon2-iterations",
             "1",
         ];
+        let sandbox = sandbox_program();
+        args.extend_from_slice(&["--sandbox-program", &sandbox]);
         let kafka = std::env::var("FLOWMATE_TEST_BUS").as_deref() == Ok("kafka")
             && !extra.contains(&"--kafka-brokers");
         let bootstrap = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
@@ -368,6 +370,21 @@ impl TestApp {
 struct PostgresDatabase {
     name: String,
     url: String,
+}
+
+/// The `flowmate` binary next to this test executable (the test command builds it first): the
+/// in-process application starts its sandbox processes from it, since a test executable cannot
+/// be one.
+pub fn flowmate_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe.parent().and_then(std::path::Path::parent).expect("target/<profile>/deps");
+    let binary = dir.join("flowmate");
+    assert!(binary.exists(), "{} is missing: build it first (cargo build -p flowmate)", binary.display());
+    binary
+}
+
+fn sandbox_program() -> String {
+    flowmate_binary().display().to_string()
 }
 
 fn postgres_server() -> String {

@@ -33,6 +33,10 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Run as a sandbox process: answer user-program jobs on standard input and output (the
+    /// service starts these itself; see docs/security.md).
+    #[command(hide = true)]
+    Sandbox,
 }
 
 /// User commands.
@@ -147,6 +151,22 @@ pub struct Config {
     /// Times an execution is re-run after its worker was lost before it is failed.
     #[arg(long, env = "FLOWMATE_EXECUTION_MAX_ATTEMPTS", default_value_t = 3, global = true)]
     pub execution_max_attempts: u32,
+    /// Longest wall-clock time, in milliseconds, a step's user program (jq, Rhai) may ask for
+    /// with `limits.timeMs` (the default is 1,000 ms); past it the program is stopped and its
+    /// step fails.
+    #[arg(long, env = "FLOWMATE_MAX_STEP_TIME_MS", default_value_t = 30_000, global = true)]
+    pub max_step_time_ms: u64,
+    /// Sandbox processes that run user programs which may run away (unbounded jq programs,
+    /// every Rhai script), one job each at a time (default: two per core).
+    #[arg(long, env = "FLOWMATE_SANDBOX_PROCESSES", global = true)]
+    pub sandbox_processes: Option<usize>,
+    /// Memory one sandbox process may allocate, in MiB (past it, its job fails).
+    #[arg(long, env = "FLOWMATE_SANDBOX_MEMORY_MIB", default_value_t = 512, global = true)]
+    pub sandbox_memory_mib: u64,
+    /// The program started as a sandbox process, with the argument `sandbox` (default: this
+    /// executable; for embedders and tests that run the service from another binary).
+    #[arg(long, env = "FLOWMATE_SANDBOX_PROGRAM", global = true)]
+    pub sandbox_program: Option<PathBuf>,
     /// Seconds a `?sync=true` webhook call waits for its execution before answering 504.
     #[arg(long, env = "FLOWMATE_WEBHOOK_SYNC_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub webhook_sync_timeout_secs: u64,

@@ -20,5 +20,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => commands::serve(&cli.config).await,
         Command::Migrate => commands::migrate(&cli.config).await,
         Command::User(user) => commands::user(&cli.config, user).await,
+        Command::Sandbox => Ok(tokio::task::spawn_blocking(flow_engine::sandbox::serve_stdio).await??),
     }
 }

@@ -26,6 +26,7 @@ use flow_domain::token_cache::TokenCache;
 use flow_engine::components::HttpConfig as ComponentHttpConfig;
 use flow_engine::orchestrator::Orchestrator;
 use flow_engine::runtime::{LifecycleHandler, spawn_consumer, spawn_relay, spawn_watchdog};
+use flow_engine::sandbox::{Sandbox, SandboxConfig};
 use flow_engine::{
     Catalogue, ComponentRegistry, ENGINE_CONSUMER, EXECUTOR_CONSUMER, Executor, ExecutorConfig, Scheduler,
     spawn_recovery, spawn_scheduler,
@@ -200,7 +201,8 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
 fn executor(config: &Config, stores: &Stores, clock: Arc<dyn Clock>) -> anyhow::Result<Executor> {
     let registry = ComponentRegistry::builtin(ComponentHttpConfig::default())
         .map_err(|err| anyhow::anyhow!("cannot build the HTTP client: {err}"))?
-        .with_externals(stores.components.clone());
+        .with_externals(stores.components.clone())
+        .with_sandbox(Arc::new(Sandbox::new(sandbox_config(config))));
     Ok(Executor::new(
         stores.executions.clone(),
         stores.cached_flows.clone(),
@@ -215,6 +217,22 @@ fn executor(config: &Config, stores: &Stores, clock: Arc<dyn Clock>) -> anyhow::
             ..ExecutorConfig::default()
         },
     ))
+}
+
+/// Where user programs run: sandbox processes started from this executable (or the configured
+/// program) with `sandbox`.
+fn sandbox_config(config: &Config) -> SandboxConfig {
+    let defaults = SandboxConfig::default();
+    SandboxConfig {
+        program: config.sandbox_program.clone().unwrap_or(defaults.program),
+        args: defaults.args,
+        // mimalloc (this binary's allocator) reserves 1 GiB of address space at start, which
+        // would count against the sandbox's memory limit.
+        env: vec![("MIMALLOC_ARENA_RESERVE".into(), "0".into())],
+        processes: config.sandbox_processes.unwrap_or(defaults.processes).max(1),
+        memory_bytes: config.sandbox_memory_mib.max(16).saturating_mul(1024 * 1024),
+        max_step_time: Duration::from_millis(config.max_step_time_ms.max(1)),
+    }
 }
 
 /// The shared services the API state is assembled from, besides the stores.

@@ -1,6 +1,6 @@
 //! FlowMate's engine: runs flows. This crate holds the component catalogue and the components,
 //! the orchestrator that deploys and undeploys flows on lifecycle events, the executor that
-//! runs executions, the cron scheduler, and the background loops (outbox relay, event
+//! runs executions, the sandbox that runs user programs, the cron scheduler, and the background loops (outbox relay, event
 //! consumers, watchdog, execution recovery).
 //!
 //! It depends on `flow-domain`'s ports only; storage and bus adapters are plugged in by the
@@ -12,6 +12,7 @@ pub mod executor;
 pub mod handler;
 pub mod orchestrator;
 pub mod runtime;
+pub mod sandbox;
 pub mod scheduler;
 pub mod triggers;
 
@@ -23,5 +24,6 @@ pub use components::{CallContext, Component, ComponentError, ComponentRegistry};
 pub use executor::{EXECUTOR_CONSUMER, Executor, ExecutorConfig, spawn_recovery};
 pub use handler::{EventHandler, LifecycleHandler};
 pub use orchestrator::{ENGINE_CONSUMER, Orchestrator};
+pub use sandbox::{Sandbox, SandboxConfig};
 pub use scheduler::{Scheduler, spawn_scheduler};
 pub use triggers::{TriggerKind, TriggerRegistration, TriggerRegistry};

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use flow_engine::components::{
@@ -26,6 +28,7 @@ fn ctx() -> CallContext {
         flow_id: "f1".into(),
         step_id: "s1".into(),
         allow_private_networks: true,
+        sandbox: common::sandbox(),
         ..CallContext::default()
     }
 }
@@ -37,7 +40,7 @@ fn http() -> HttpComponent {
 
 #[tokio::test]
 async fn registry_has_every_builtin() {
-    let registry = ComponentRegistry::builtin(HttpConfig::default()).unwrap();
+    let registry = ComponentRegistry::builtin(HttpConfig::default()).unwrap().with_sandbox(common::sandbox());
     assert_eq!(registry.ids(), ["code", "delay", "filter", "http", "jq", "log", "scheduler", "webhook"]);
     let webhook = registry.get("webhook").unwrap();
     let m = msg(json!({"a": 1}));

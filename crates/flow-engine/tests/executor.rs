@@ -50,7 +50,7 @@ async fn env_with(config: ExecutorConfig, clock: Arc<dyn Clock>) -> Env {
     let db = TestDb::create().await;
     let store = db.store().await;
     let http = HttpConfig { base_backoff: Duration::from_millis(5), ..HttpConfig::default() };
-    let components = Arc::new(ComponentRegistry::builtin(http).unwrap());
+    let components = Arc::new(ComponentRegistry::builtin(http).unwrap().with_sandbox(common::sandbox()));
     let executor = Arc::new(Executor::new(
         store.executions.clone(),
         store.flows.clone(),

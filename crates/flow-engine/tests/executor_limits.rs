@@ -85,7 +85,8 @@ async fn setup(config: ExecutorConfig) -> (TestDb, Store, Arc<Executor>, Arc<Gat
     let db = TestDb::create().await;
     let store = db.store().await;
     let gate = Arc::new(Gate::default());
-    let mut registry = ComponentRegistry::builtin(HttpConfig::default()).unwrap();
+    let mut registry =
+        ComponentRegistry::builtin(HttpConfig::default()).unwrap().with_sandbox(common::sandbox());
     registry.insert("gate", gate.clone());
     let executor = Arc::new(Executor::new(
         store.executions.clone(),

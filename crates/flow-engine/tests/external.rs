@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ fn ctx(allow_private_networks: bool) -> CallContext {
         flow_id: "f1".into(),
         step_id: "s1".into(),
         allow_private_networks,
+        sandbox: common::sandbox(),
         ..CallContext::default()
     }
 }
@@ -43,7 +46,7 @@ fn registry(url: String, owner: TenantId) -> ComponentRegistry {
         }))
     });
     let config = HttpConfig { base_backoff: Duration::from_millis(5), ..HttpConfig::default() };
-    ComponentRegistry::builtin(config).unwrap().with_externals(Arc::new(repo))
+    ComponentRegistry::builtin(config).unwrap().with_sandbox(common::sandbox()).with_externals(Arc::new(repo))
 }
 
 async fn acme(server: &MockServer, tenant: TenantId) -> Arc<dyn Component> {
@@ -169,7 +172,10 @@ async fn repository_is_read_once_per_name() {
             created_at: Utc::now(),
         }))
     });
-    let registry = ComponentRegistry::builtin(HttpConfig::default()).unwrap().with_externals(Arc::new(repo));
+    let registry = ComponentRegistry::builtin(HttpConfig::default())
+        .unwrap()
+        .with_sandbox(common::sandbox())
+        .with_externals(Arc::new(repo));
     for _ in 0..3 {
         assert!(registry.resolve("acme", None).await.unwrap().is_some());
     }

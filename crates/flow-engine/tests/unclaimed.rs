@@ -158,7 +158,8 @@ async fn queued_computes_only(db: &TestDb) -> (common::Store, Flow, Execution) {
 }
 
 fn executor(executions: Arc<dyn ExecutionRepository>, store: &common::Store) -> Executor {
-    let components = Arc::new(ComponentRegistry::builtin(HttpConfig::default()).unwrap());
+    let components =
+        Arc::new(ComponentRegistry::builtin(HttpConfig::default()).unwrap().with_sandbox(common::sandbox()));
     let config = ExecutorConfig { worker_id: "w1".into(), ..ExecutorConfig::default() };
     Executor::new(executions, store.flows.clone(), components, Arc::new(SystemClock), config)
 }

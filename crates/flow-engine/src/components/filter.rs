@@ -1,5 +1,5 @@
 //! `filter.filter`: emits the message when its jq `condition` (on the whole message) holds,
-//! nothing otherwise.
+//! nothing otherwise; the condition runs as `jq.transform`'s program does.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -17,12 +17,17 @@ impl Component for FilterComponent {
         function: &str,
         fields: &Map<String, Value>,
         msg: &Value,
-        _ctx: &CallContext,
+        ctx: &CallContext,
     ) -> Result<Vec<Value>, ComponentError> {
         check_function(function, "filter")?;
         let condition = super::jq_cache::compiled(required_str(fields, "condition")?)
             .map_err(|e| ComponentError::permanent(format!("invalid jq condition: {e}")))?;
-        let holds = condition.holds(msg).map_err(ComponentError::permanent)?;
+        let time = ctx.sandbox.config().step_time(fields);
+        let holds = ctx
+            .sandbox
+            .jq_holds(&condition, msg, time, &ctx.cancel)
+            .await
+            .map_err(ComponentError::permanent)?;
         Ok(if holds { vec![msg.clone()] } else { Vec::new() })
     }
 }

@@ -19,9 +19,13 @@ mod passthrough;
 mod registry;
 mod transport;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
+
+use crate::sandbox::Sandbox;
 
 pub use code::CodeComponent;
 pub use delay::{DelayComponent, MAX_DELAY};
@@ -74,6 +78,8 @@ pub struct CallContext {
     pub cancel: CancellationToken,
     /// Whether outbound calls may reach loopback, private, link-local or unspecified addresses.
     pub allow_private_networks: bool,
+    /// Where user programs (jq, Rhai) run.
+    pub sandbox: Arc<Sandbox>,
 }
 
 /// One executable component.

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use flow_domain::ids::TenantId;
 use flow_domain::ports::ComponentRepository;
 
+use crate::sandbox::Sandbox;
+
 use super::{
     CodeComponent, Component, ComponentError, DelayComponent, FilterComponent, HttpComponent, HttpConfig,
     HttpTransport, JqComponent, LogComponent, PassThrough, RemoteComponent,
@@ -28,6 +30,8 @@ pub struct ComponentRegistry {
     externals: Option<Arc<dyn ComponentRepository>>,
     /// Registered components never change (no update or delete), so a hit stays valid.
     cache: Arc<Mutex<HashMap<String, CachedExternal>>>,
+    /// Where user programs run (jq, Rhai), for components and edge programs.
+    sandbox: Arc<Sandbox>,
 }
 
 impl std::fmt::Debug for ComponentRegistry {
@@ -65,6 +69,18 @@ impl ComponentRegistry {
     #[must_use]
     pub fn with_externals(self, repo: Arc<dyn ComponentRepository>) -> Self {
         Self { externals: Some(repo), ..self }
+    }
+
+    /// This registry, running user programs in `sandbox` (by default a pool with
+    /// [`crate::sandbox::SandboxConfig::default`]).
+    #[must_use]
+    pub fn with_sandbox(self, sandbox: Arc<Sandbox>) -> Self {
+        Self { sandbox, ..self }
+    }
+
+    /// Where user programs run.
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
     }
 
     /// Adds (or replaces) the component `id`.

@@ -1,5 +1,7 @@
 //! Routing between nodes: each edge's jq `condition` and `mapper`, compiled once per flow
-//! version and cached, decide where a node's output message goes and in what shape.
+//! version and cached, decide where a node's output message goes and in what shape. Edge
+//! programs run as the `jq` component's do: in process when bounded by their input, else in
+//! the sandbox within the default step time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +12,10 @@ use flow_domain::ids::FlowId;
 use flow_domain::model::{Flow, Graph};
 use serde_json::Value;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::components::MAX_JQ_OUTPUTS;
+use crate::sandbox::{DEFAULT_STEP_TIME, JqOutput, Sandbox};
 
 /// How many compiled flow versions the cache keeps before it starts over.
 const CACHE_LIMIT: usize = 1024;
@@ -63,7 +68,14 @@ impl CompiledGraph {
 
     /// Where `message`, emitted by `source`, goes: along every outgoing edge whose condition
     /// holds, once per output of the edge's mapper (the message itself without a mapper).
-    pub(crate) fn route(&self, source: &str, message: &Value) -> Vec<Delivery> {
+    pub(crate) async fn route(
+        &self,
+        source: &str,
+        message: &Value,
+        sandbox: &Sandbox,
+        cancel: &CancellationToken,
+    ) -> Vec<Delivery> {
+        let time = DEFAULT_STEP_TIME.min(sandbox.config().max_step_time);
         let mut out = Vec::new();
         for edge in self.outgoing.get(source).map(Vec::as_slice).unwrap_or_default() {
             let fail = |reason: String| (edge.target.clone(), Err(reason));
@@ -73,7 +85,7 @@ impl CompiledGraph {
                     out.push(fail(reason.clone()));
                     continue;
                 }
-                Some(Ok(condition)) => match condition.holds(message) {
+                Some(Ok(condition)) => match sandbox.jq_holds(condition, message, time, cancel).await {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(e) => {
@@ -88,7 +100,10 @@ impl CompiledGraph {
             match &edge.mapper {
                 None => out.push((edge.target.clone(), Ok(message.clone()))),
                 Some(Err(reason)) => out.push(fail(reason.clone())),
-                Some(Ok(mapper)) => match mapper.run(message, MAX_JQ_OUTPUTS) {
+                Some(Ok(mapper)) => match sandbox
+                    .run_jq(mapper, message, JqOutput::Values(MAX_JQ_OUTPUTS), time, cancel)
+                    .await
+                {
                     Ok(values) => out.extend(values.into_iter().map(|v| (edge.target.clone(), Ok(v)))),
                     Err(e) => out.push(fail(format!(
                         "The mapper of the edge from {source} to {} failed: {e}",
@@ -151,8 +166,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn routes_by_condition_and_mapper() {
+    #[tokio::test]
+    async fn routes_by_condition_and_mapper() {
         let graph = Graph {
             nodes: vec![node("a"), node("b"), node("c"), node("d"), node("e")],
             edges: vec![
@@ -164,13 +179,15 @@ mod tests {
         };
         let compiled = CompiledGraph::compile(&graph);
         let msg = json!({"data": {"n": 1, "items": [1, 2]}});
-        let routed = compiled.route("a", &msg);
+        let sandbox = Sandbox::default();
+        let cancel = CancellationToken::new();
+        let routed = compiled.route("a", &msg, &sandbox, &cancel).await;
         let targets: Vec<&str> = routed.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(targets, ["b", "d", "d", "e"]);
         assert_eq!(routed[0].1, Ok(msg.clone()));
         assert_eq!(routed[1].1, Ok(json!({"data": 1})));
         assert_eq!(routed[2].1, Ok(json!({"data": 2})));
         assert!(routed[3].1.as_ref().is_err_and(|e| e.contains("condition")));
-        assert!(compiled.route("b", &msg).is_empty());
+        assert!(compiled.route("b", &msg, &sandbox, &cancel).await.is_empty());
     }
 }

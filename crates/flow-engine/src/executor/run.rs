@@ -297,7 +297,7 @@ impl<'a> Walk<'a> {
                         Ok((id, outcome)) => (id, outcome),
                         Err(err) => (err.id(), Err(format!("The step crashed: {err}"))),
                     };
-                    self.complete(id, outcome);
+                    self.complete(id, outcome).await;
                     if let Saved::Lost(status) = self.save().await? {
                         return Ok(status);
                     }
@@ -341,7 +341,7 @@ impl<'a> Walk<'a> {
                 ctx,
             )
             .await;
-            self.complete_node(node_id, outcome);
+            self.complete_node(node_id, outcome).await;
         }
     }
 
@@ -351,6 +351,7 @@ impl<'a> Walk<'a> {
             step_id: node_id.to_owned(),
             cancel: self.cancel.clone(),
             allow_private_networks: self.shared.config.allow_private_networks,
+            sandbox: Arc::clone(self.shared.components.sandbox()),
         }
     }
 
@@ -394,14 +395,14 @@ impl<'a> Walk<'a> {
     }
 
     /// Records a finished invocation task and sends its output on.
-    fn complete(&mut self, task: Id, outcome: Outcome) {
+    async fn complete(&mut self, task: Id, outcome: Outcome) {
         if let Some(node_id) = self.nodes.remove(&task) {
-            self.complete_node(node_id, outcome);
+            self.complete_node(node_id, outcome).await;
         }
     }
 
     /// Records a finished invocation of `node_id` and sends its output on.
-    fn complete_node(&mut self, node_id: String, outcome: Outcome) {
+    async fn complete_node(&mut self, node_id: String, outcome: Outcome) {
         let now = self.shared.clock.now();
         let left = self.in_flight.get_mut(&node_id).map_or(0, |n| {
             *n = n.saturating_sub(1);
@@ -431,8 +432,9 @@ impl<'a> Walk<'a> {
             step.status = if step.errors > 0 { StepStatus::Failed } else { StepStatus::Succeeded };
         }
         let graph = Arc::clone(&self.graph);
+        let sandbox = Arc::clone(self.shared.components.sandbox());
         for message in &outputs {
-            for (target, delivery) in graph.route(&node_id, message) {
+            for (target, delivery) in graph.route(&node_id, message, &sandbox, &self.cancel).await {
                 match delivery {
                     Ok(msg) => self.dispatch(&target, msg),
                     Err(reason) => self.edge_failure(&target, reason),

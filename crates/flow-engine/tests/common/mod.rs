@@ -10,6 +10,7 @@ use std::sync::Arc;
 use adapters_postgres::{PostgresConfig, PostgresStore};
 use adapters_sqlite::{SqliteConfig, SqliteStore};
 use flow_domain::ports::{ExecutionRepository, FlowRepository, Outbox};
+use flow_engine::sandbox::{Sandbox, SandboxConfig};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use tempfile::TempDir;
 
@@ -124,4 +125,14 @@ pub fn node(
     fields: serde_json::Value,
 ) -> flow_domain::model::Node {
     flow_domain::model::Node::new(id, component, function, fields.as_object().cloned().unwrap_or_default())
+}
+
+/// A sandbox pool whose processes are this crate's `flowmate-sandbox` binary (a test binary
+/// cannot be its own sandbox process).
+pub fn sandbox() -> Arc<Sandbox> {
+    Arc::new(Sandbox::new(SandboxConfig {
+        program: env!("CARGO_BIN_EXE_flowmate-sandbox").into(),
+        args: Vec::new(),
+        ..SandboxConfig::default()
+    }))
 }
