@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Helper of scripts/bench (standard library only): drives wrk, talks to FlowMate's API,
-measures the workloads W1-W5 and the two ceilings, and renders the markdown table.
+measures the workloads W1-W6 and the two ceilings, and renders the markdown table.
 
 scripts/bench starts and stops every server; this script only spawns one when asked to
 (`spawn`, which writes the PID to a file first so that the caller's trap can kill it) and
@@ -417,6 +417,53 @@ def cmd_w1(a):
                     "kind": "rss", "value": p["peak_rss_kib"]})
 
 
+def cmd_w6(a):
+    """W6 containment: 2 x cores runaway jq programs in flight at all times (each stopped by
+    its 5 s limit, then sent again), while wrk measures GET /healthcheck and GET /flows/{id};
+    the same two points first without them, for the comparison."""
+    api = Api(a.base, a.token)
+    runaway = {
+        "name": "bench-w6-runaway",
+        "graph": {
+            "nodes": [
+                {"id": "in", "componentId": "webhook", "function": "receive"},
+                {"id": "spin", "componentId": "jq", "function": "transform",
+                 "fields": {"program": "last(range(1e12))", "limits": {"timeMs": 5000}}},
+            ],
+            "edges": [{"source": "in", "target": "spin"}],
+        },
+    }
+    flow_id = create_flow(api, runaway)
+    start_flow(api, flow_id)
+    runaways = 2 * (os.cpu_count() or 1)
+    reads = {"healthcheck": (a.base + "/healthcheck", {}),
+             "GET /flows/{id}": (a.base + f"/flows/{flow_id}", {"Authorization": f"Bearer {a.token}"})}
+
+    def measure(label):
+        for name, (url, headers) in reads.items():
+            p = wrk_point(url, 4, headers=headers)
+            record({"section": a.section, "workload": f"W6 {name}, c=4, {label}", "kind": "rps", "c": 4, **p})
+
+    measure("no runaway program")
+    stop = threading.Event()
+    stopped = []
+
+    def spin():
+        hook = Api(a.base)
+        while not stop.is_set():
+            status, data = hook.call("POST", f"/webhooks/{flow_id}?sync=true", "{}")
+            stopped.append(status == 500 and "time limit" in json.dumps(data))
+
+    threads = [threading.Thread(target=spin, daemon=True) for _ in range(runaways)]
+    for t in threads:
+        t.start()
+    measure(f"{runaways} runaway programs running")
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    log(f"W6: {len(stopped)} runaway calls, {sum(stopped)} stopped by their time limit")
+
+
 def count_executions(api, flow_id, status):
     q = urllib.parse.urlencode({"filter[flowId]": flow_id, "filter[status]": status, "page[size]": 1})
     return api.ok("GET", f"/executions?{q}")["meta"]["total"]
@@ -725,7 +772,7 @@ def main():
     s.add_argument("--url", required=True)
     s.set_defaults(fn=cmd_ceiling)
 
-    for name, fn in (("w1", cmd_w1), ("w2", cmd_w2), ("w3", cmd_w3), ("w4", cmd_w4)):
+    for name, fn in (("w1", cmd_w1), ("w2", cmd_w2), ("w3", cmd_w3), ("w4", cmd_w4), ("w6", cmd_w6)):
         s = sub.add_parser(name)
         s.add_argument("--base", required=True)
         s.add_argument("--token", required=True)
