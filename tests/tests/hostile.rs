@@ -2,6 +2,8 @@
 //! regression fails here. Each part is a module of its own; the cases that could crash the
 //! process run against the real `flowmate` binary, where a crash is the failure.
 
+#[path = "hostile/findings.rs"]
+mod findings;
 #[path = "hostile/intake.rs"]
 mod intake;
 #[path = "hostile/programs.rs"]

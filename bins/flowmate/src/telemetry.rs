@@ -10,24 +10,46 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the global subscriber.
 ///
 /// # Errors
 /// An invalid filter, or a subscriber already installed.
 pub fn init(config: &Config) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.log)?;
+    let ansi = std::io::stderr().is_terminal();
+    subscriber(&config.log, config.log_format, std::io::stderr, ansi)?
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
+/// The subscriber of the log filter `filter` writing `format` lines to `writer`. A field's
+/// value is printed quoted with its control characters escaped (text) or as a JSON string
+/// (JSON), so text that callers log as a field cannot start a line of its own.
+///
+/// # Errors
+/// An invalid filter.
+pub fn subscriber<W>(
+    filter: &str,
+    format: LogFormat,
+    writer: W,
+    ansi: bool,
+) -> anyhow::Result<Box<dyn Subscriber + Send + Sync>>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(EnvFilter::try_new(filter)?)
         .with_target(true)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    match config.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    }
-    .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+        .with_writer(writer)
+        .with_ansi(ansi);
+    Ok(match format {
+        LogFormat::Text => Box::new(builder.finish()),
+        LogFormat::Json => Box::new(builder.json().flatten_event(true).finish()),
+    })
 }
 
 /// Upper bounds (seconds) of the latency histograms' buckets.
@@ -65,4 +87,77 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flow_engine::components::{CallContext, Component, LogComponent};
+    use serde_json::{Value, json};
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    /// A writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+        }
+    }
+
+    const FORGED: &str = "hello\n2026-05-01T12:00:00.000000Z ERROR flowmate: forged\r\n\u{1b}[31mred\u{0}end";
+
+    /// What a `log` node with `message` writes in `format`, at each level.
+    async fn logged(format: LogFormat, message: &str) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber =
+            subscriber("debug", format, move || writer.clone(), false).unwrap_or_else(|e| panic!("{e}"));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let ctx =
+            CallContext { flow_id: "flow-1".into(), step_id: "step-1".into(), ..CallContext::default() };
+        for level in ["debug", "info", "warn", "error"] {
+            let fields = json!({"message": message, "level": level});
+            let fields = fields.as_object().cloned().unwrap_or_default();
+            let out = LogComponent.call("info", &fields, &json!({"data": {}}), &ctx).await;
+            assert!(out.is_ok(), "{out:?}");
+        }
+        captured.text()
+    }
+
+    #[tokio::test]
+    async fn a_log_node_writes_its_text_escaped_in_one_line_of_text() {
+        let out = logged(LogFormat::Text, FORGED).await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "one line per event: {out}");
+        for line in &lines {
+            assert!(line.contains("log node"), "{line}");
+            assert!(line.contains(r#"text="hello\n2026-05-01T12:00:00.000000Z ERROR flowmate: forged\r\n\u{1b}[31mred\0end""#), "{line}");
+            assert!(line.contains(r#"flow="flow-1""#) && line.contains(r#"step="step-1""#), "{line}");
+        }
+        assert!(!out.contains(['\r', '\u{1b}', '\u{0}']), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_log_node_writes_its_text_as_a_json_string() {
+        let out = logged(LogFormat::Json, FORGED).await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "one line per event: {out}");
+        for line in lines {
+            let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(event["text"], FORGED, "the text round-trips: {line}");
+            assert_eq!(event["message"], "log node");
+        }
+    }
 }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
 use flow_domain::ids::{TenantId, UserId};
-use flow_domain::model::{NewUser, Tenant, User};
+use flow_domain::model::{NewUser, Tenant, TokenRevocation, User};
 use flow_domain::ports::{TenantRepository, UserRepository};
 use flow_domain::query::{Page, PageRequest, UserQuery};
 
@@ -19,6 +19,10 @@ use flow_domain::query::{Page, PageRequest, UserQuery};
 const USERNAME: &str = "username";
 /// The key reported for a taken tenant name.
 const TENANT_NAME: &str = "tenant name";
+
+/// Revokes a user's tokens: binds the user, then the one token kept (`NULL`: none).
+const REVOKE_TOKENS: &str =
+    "UPDATE tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0 AND id IS DISTINCT FROM ?";
 
 impl PostgresStore {
     async fn find_user(&self, condition: &str, args: &[Arg]) -> Result<Option<UserRow>, PortError> {
@@ -114,6 +118,7 @@ impl UserRepository for PostgresStore {
         &self,
         user: &User,
         password_hash: Option<String>,
+        revocation: TokenRevocation,
         events: &[Event],
     ) -> Result<(), PortError> {
         let permissions = permissions_json(user)?;
@@ -139,6 +144,19 @@ impl UserRepository for PostgresStore {
         .map_err(unique_as(USERNAME))?;
         if updated.rows_affected() == 0 {
             return Err(PortError::NotFound);
+        }
+        let kept = match revocation {
+            TokenRevocation::KeepAll => None,
+            TokenRevocation::RevokeAll => Some(None),
+            TokenRevocation::RevokeAllBut(kept) => Some(Some(kept.to_string())),
+        };
+        if let Some(kept) = kept {
+            sqlx::query(q(REVOKE_TOKENS))
+                .bind(user.id.to_string())
+                .bind(kept)
+                .execute(&mut *tx)
+                .await
+                .map_err(port_error)?;
         }
         append_events(&mut tx, events).await?;
         self.commit(tx, !events.is_empty()).await

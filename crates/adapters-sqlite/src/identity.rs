@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
 use flow_domain::ids::{TenantId, UserId};
-use flow_domain::model::{NewUser, Tenant, User};
+use flow_domain::model::{NewUser, Tenant, TokenRevocation, User};
 use flow_domain::ports::{TenantRepository, UserRepository};
 use flow_domain::query::{Page, PageRequest, UserQuery};
 use sqlx::AssertSqlSafe;
@@ -20,6 +20,19 @@ use sqlx::AssertSqlSafe;
 const USERNAME: &str = "username";
 /// The key reported for a taken tenant name.
 const TENANT_NAME: &str = "tenant name";
+
+/// Revokes a user's tokens: binds the user, then the one token kept (`NULL`: none).
+const REVOKE_TOKENS: &str = "UPDATE tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0 AND id IS NOT ?";
+
+/// The binds of [`REVOKE_TOKENS`] for `revocation`: `None` when nothing is revoked, else the
+/// user and the token kept.
+fn revoke_binds(user: UserId, revocation: TokenRevocation) -> Option<(String, Option<String>)> {
+    match revocation {
+        TokenRevocation::KeepAll => None,
+        TokenRevocation::RevokeAll => Some((user.to_string(), None)),
+        TokenRevocation::RevokeAllBut(kept) => Some((user.to_string(), Some(kept.to_string()))),
+    }
+}
 
 impl SqliteStore {
     async fn find_user(&self, condition: &str, args: &[Arg]) -> Result<Option<UserRow>, PortError> {
@@ -117,9 +130,11 @@ impl UserRepository for SqliteStore {
         &self,
         user: &User,
         password_hash: Option<String>,
+        revocation: TokenRevocation,
         events: &[Event],
     ) -> Result<(), PortError> {
         let permissions = permissions_json(user)?;
+        let revoke = revoke_binds(user.id, revocation);
         let query = sqlx::query(
             "UPDATE users SET username = ?, username_key = ?, firstname = ?, lastname = ?, status = ?, \
              tenant = ?, permissions = ?, can_login = ?, password_hash = coalesce(?, password_hash), \
@@ -142,6 +157,10 @@ impl UserRepository for SqliteStore {
                 let updated = query.execute(&mut *tx).await.map_err(unique_as(USERNAME))?;
                 if updated.rows_affected() == 0 {
                     return Err(PortError::NotFound);
+                }
+                if let Some((user, kept)) = revoke {
+                    let revoke = sqlx::query(REVOKE_TOKENS).bind(user).bind(kept);
+                    revoke.execute(&mut *tx).await.map_err(port_error)?;
                 }
                 append_events(tx, &events).await
             })

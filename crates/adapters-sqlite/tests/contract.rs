@@ -43,6 +43,7 @@ contract_tests!(
     users_duplicate_usernames,
     users_list,
     users_save,
+    users_save_revokes_tokens,
     users_delete_removes_tokens,
     tenants,
     tokens_lifecycle,

@@ -73,18 +73,18 @@ impl Event {
             .and_then(|s| s.parse().ok())
     }
 
-    /// `flow.starting`: the whole flow plus `startedBy`.
+    /// `flow.starting`: the whole flow (without its webhook secret) plus `startedBy`.
     pub fn flow_starting(flow: &Flow, started_by: Option<UserId>, now: DateTime<Utc>) -> Self {
-        let mut payload = serde_json::to_value(flow).unwrap_or(Value::Null);
+        let mut payload = flow_payload(flow);
         if let (Some(obj), Some(by)) = (payload.as_object_mut(), started_by) {
             obj.insert("startedBy".into(), json!(by));
         }
         Self::new(names::FLOW_STARTING, Some(flow.id.to_string()), FLOWS_SOURCE, payload, now)
     }
 
-    /// `flow.stopping`: the whole flow.
+    /// `flow.stopping`: the whole flow (without its webhook secret).
     pub fn flow_stopping(flow: &Flow, now: DateTime<Utc>) -> Self {
-        let payload = serde_json::to_value(flow).unwrap_or(Value::Null);
+        let payload = flow_payload(flow);
         Self::new(names::FLOW_STOPPING, Some(flow.id.to_string()), FLOWS_SOURCE, payload, now)
     }
 
@@ -154,6 +154,16 @@ impl Event {
     }
 }
 
+/// A flow as an event payload: the whole flow but its write-only webhook secret (no consumer
+/// needs it; the webhook use case reads it from storage).
+fn flow_payload(flow: &Flow) -> Value {
+    let mut payload = serde_json::to_value(flow).unwrap_or(Value::Null);
+    if let Some(Value::Object(settings)) = payload.get_mut("flowSettings") {
+        crate::services::webhook_auth::redact_secret(settings);
+    }
+    payload
+}
+
 /// Source of events published by the flows use cases.
 pub const FLOWS_SOURCE: &str = "flow-repository";
 /// Source of `flow.execute` events (webhooks, scheduler, retries).
@@ -173,4 +183,28 @@ pub struct Consumed {
     pub consumer: String,
     /// The event handled.
     pub event_id: EventId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::flow::parse_flow_document;
+
+    #[test]
+    fn lifecycle_events_carry_the_flow_without_its_webhook_secret() {
+        let doc = json!({
+            "name": "signed",
+            "flowSettings": {"webhooks": {"requireWebhookAuth": true, "secret": "s3cret", "hmacAuthSecret": "old"}},
+            "graph": {"nodes": [{"id": "a", "componentId": "webhook", "function": "receive"}]}
+        });
+        let spec = parse_flow_document(&doc).map(|d| d.spec).unwrap_or_else(|e| panic!("{e:?}"));
+        let flow = Flow::new(spec, None, Vec::new(), Utc::now());
+        for event in [Event::flow_starting(&flow, None, Utc::now()), Event::flow_stopping(&flow, Utc::now())]
+        {
+            assert_eq!(event.payload["flowSettings"], json!({"webhooks": {"requireWebhookAuth": true}}));
+            assert!(!event.payload.to_string().contains("s3cret"), "{}", event.name);
+            assert_eq!(event.flow_id(), Some(flow.id));
+        }
+        assert_eq!(flow.spec.flow_settings["webhooks"]["secret"], "s3cret", "the flow keeps it");
+    }
 }

@@ -9,8 +9,8 @@
 //!   cached token when a user is saved or deleted (status, permissions, tenant or password may
 //!   have changed; user writes are rare).
 //!
-//! So a logout, a disabled account or a changed permission is seen by the next request to this
-//! process. Another process (several `api` processes on one database) sees it once the entry
+//! So a logout, a disabled account, a changed password (which revokes the user's other tokens
+//! in storage) or a changed permission is seen by the next request to this process. Another process (several `api` processes on one database) sees it once the entry
 //! expires: the time to live bounds how long a revoked token can still be used there. A read
 //! that races a write never caches what it read before the write (a generation counter). Unknown
 //! tokens are never cached.
@@ -19,7 +19,7 @@ use crate::error::PortError;
 use crate::event::Event;
 use crate::expiring::ExpiringMap;
 use crate::ids::{TenantId, TokenId, UserId};
-use crate::model::{AccessToken, NewUser, User};
+use crate::model::{AccessToken, NewUser, TokenRevocation, User};
 use crate::ports::{TokenRepository, UserRepository};
 use crate::query::{Page, UserQuery};
 use crate::time::Clock;
@@ -162,9 +162,10 @@ impl UserRepository for UsersView {
         &self,
         user: &User,
         password_hash: Option<String>,
+        revocation: TokenRevocation,
         events: &[Event],
     ) -> Result<(), PortError> {
-        let saved = self.0.users.save(user, password_hash, events).await;
+        let saved = self.0.users.save(user, password_hash, revocation, events).await;
         self.0.forget_all();
         saved
     }
@@ -289,12 +290,12 @@ mod tests {
             .expect_find_valid()
             .returning(move |hash, _| Ok((hash == "h").then(|| (stored.clone(), found_user.clone()))));
         let mut users = MockUserRepository::new();
-        users.expect_save().times(1).returning(|_, _, _| Ok(()));
+        users.expect_save().times(1).returning(|_, _, _, _| Ok(()));
         let cache = cache(tokens, users, &clock);
         assert!(block_on(cache.tokens().find_valid("h", clock.now())).unwrap().is_some());
         assert!(block_on(cache.tokens().find_valid("unknown", clock.now())).unwrap().is_none());
         assert_eq!(cache.len(), 1);
-        block_on(cache.users().save(&saved_user, None, &[])).unwrap();
+        block_on(cache.users().save(&saved_user, None, TokenRevocation::KeepAll, &[])).unwrap();
         assert!(cache.is_empty());
     }
 }

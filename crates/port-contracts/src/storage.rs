@@ -139,6 +139,7 @@ pub fn contracts() -> Vec<Contract> {
         contract!("users_duplicate_usernames", |p| identity::users_duplicate_usernames(p.users, p.outbox)),
         contract!("users_list", |p| identity::users_list(p.users)),
         contract!("users_save", |p| identity::users_save(p.users)),
+        contract!("users_save_revokes_tokens", |p| identity::users_save_revokes_tokens(p.users, p.tokens)),
         contract!("users_delete_removes_tokens", |p| {
             identity::users_delete_removes_tokens(p.users, p.tokens, p.outbox)
         }),

@@ -1,9 +1,11 @@
-//! Templates: CRUD and generation of a flow from a published template.
+//! Templates: CRUD and generation of a flow from a published template. Every template is
+//! answered as a [`PublicTemplate`] and every generated flow as a [`PublicFlow`] (without the
+//! webhook secret).
 
 use crate::envelope::{Data, List, Message};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authed, JsonBody, OptionalJsonBody, PathParams, QueryParams};
-use crate::public_flow::PublicFlow;
+use crate::public_flow::{PublicFlow, PublicTemplate};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -41,8 +43,8 @@ pub async fn list_templates(
     State(state): State<AppState>,
     Authed(actor): Authed,
     QueryParams(params): QueryParams,
-) -> Result<Json<List<Template>>, ApiError> {
-    let page = state.templates.list(&actor, &params).await?;
+) -> Result<Json<List<PublicTemplate>>, ApiError> {
+    let page = PublicTemplate::page(state.templates.list(&actor, &params).await?);
     Ok(Json(List::from_page(page, &params)))
 }
 
@@ -58,8 +60,8 @@ pub async fn create_template(
     State(state): State<AppState>,
     Authed(actor): Authed,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<Data<Template>>), ApiError> {
-    let template = state.templates.create(&actor, &body).await?;
+) -> Result<(StatusCode, Json<Data<PublicTemplate>>), ApiError> {
+    let template = PublicTemplate::from(state.templates.create(&actor, &body).await?);
     Ok((StatusCode::CREATED, Json(Data::new(template))))
 }
 
@@ -75,8 +77,8 @@ pub async fn get_template(
     State(state): State<AppState>,
     Authed(actor): Authed,
     PathParams(id): PathParams<String>,
-) -> Result<Json<Data<Template>>, ApiError> {
-    Ok(Json(Data::new(state.templates.get(&actor, &id).await?)))
+) -> Result<Json<Data<PublicTemplate>>, ApiError> {
+    Ok(Json(Data::new(PublicTemplate::from(state.templates.get(&actor, &id).await?))))
 }
 
 /// Changes a template (`templates.write`); a published one accepts only a change of status.
@@ -94,8 +96,8 @@ pub async fn update_template(
     Authed(actor): Authed,
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Data<Template>>, ApiError> {
-    Ok(Json(Data::new(state.templates.update(&actor, &id, &body).await?)))
+) -> Result<Json<Data<PublicTemplate>>, ApiError> {
+    Ok(Json(Data::new(PublicTemplate::from(state.templates.update(&actor, &id, &body).await?))))
 }
 
 /// Deletes a draft template (`templates.write`).

@@ -93,6 +93,19 @@ pub struct NewUser {
     pub password_hash: Option<String>,
 }
 
+/// What saving a user does to the tokens issued for it, in the same transaction: a changed
+/// password, a reset or a disabled account ends the user's other sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRevocation {
+    /// Every token stays valid.
+    KeepAll,
+    /// Every token of the user is revoked.
+    RevokeAll,
+    /// Every token of the user but this one is revoked (the token that changed its own
+    /// user's password keeps its session).
+    RevokeAllBut(TokenId),
+}
+
 /// A tenant: an organisation whose users, flows and templates are isolated from all others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

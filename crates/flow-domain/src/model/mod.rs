@@ -15,7 +15,7 @@ pub use execution::{
 };
 pub use flow::{Flow, FlowSpec, FlowStatus, FlowType};
 pub use graph::{Edge, EdgeConfig, Graph, Node};
-pub use identity::{AccessToken, NewUser, Tenant, User, UserStatus};
+pub use identity::{AccessToken, NewUser, Tenant, TokenRevocation, User, UserStatus};
 pub(crate) use owner::add_owner as add_owner_pub;
 pub use owner::{Owner, OwnerType};
 pub use template::{Template, TemplateSpec, TemplateStatus};

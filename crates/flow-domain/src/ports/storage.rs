@@ -3,7 +3,9 @@
 use crate::error::PortError;
 use crate::event::{Consumed, Event};
 use crate::ids::{ExecutionId, FlowId, TemplateId, TenantId, TokenId, UserId};
-use crate::model::{AccessToken, Execution, ExternalComponent, Flow, NewUser, Template, Tenant, User};
+use crate::model::{
+    AccessToken, Execution, ExternalComponent, Flow, NewUser, Template, Tenant, TokenRevocation, User,
+};
 use crate::query::{ExecutionQuery, FlowQuery, Page, PageRequest, TemplateQuery, UserQuery, Visibility};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -298,7 +300,8 @@ pub trait UserRepository: Send + Sync {
     /// `Unavailable`, `Other`.
     async fn list(&self, query: &UserQuery) -> Result<Page<User>, PortError>;
 
-    /// Replaces the user; sets the password hash when given; appends events.
+    /// Replaces the user; sets the password hash when given; revokes the user's tokens as
+    /// `revocation` says; appends events. All or nothing.
     ///
     /// # Errors
     /// `NotFound`.
@@ -306,6 +309,7 @@ pub trait UserRepository: Send + Sync {
         &self,
         user: &User,
         password_hash: Option<String>,
+        revocation: TokenRevocation,
         events: &[Event],
     ) -> Result<(), PortError>;
 

@@ -1,4 +1,6 @@
-//! Template use cases, including generation of a flow from a published template.
+//! Template use cases, including generation of a flow from a published template. A template's
+//! webhook secret (`flowSettings.webhooks.secret`) is write-only as a flow's: the HTTP adapter
+//! never renders it, an update that omits it keeps it, and a generated flow inherits it.
 
 use super::flows::FlowService;
 use super::{body_object, ownership};
@@ -122,6 +124,11 @@ impl TemplateService {
             if WRITABLE_FIELDS.contains(&key.as_str()) {
                 merged.insert(key.clone(), value.clone());
             }
+        }
+        // The webhook secret is write-only, as for flows: an update that does not name it
+        // keeps it.
+        if let Some(Value::Object(settings)) = merged.get_mut("flowSettings") {
+            super::webhook_auth::keep_secret(&template.spec.flow_settings, settings);
         }
         let doc = parse_template_document(&Value::Object(merged)).map_err(ServiceError::Validation)?;
         let (tenant, owners) = ownership::resolve(actor, doc.tenant, doc.owners, Some(template.tenant))

@@ -4,7 +4,7 @@ use crate::actor::Actor;
 use crate::error::{PortError, ServiceError, ServiceResult};
 use crate::event::{Event, names};
 use crate::ids::{TenantId, UserId};
-use crate::model::{NewUser, Tenant, User};
+use crate::model::{NewUser, Tenant, TokenRevocation, User, UserStatus};
 use crate::permission::Permission;
 use crate::ports::{PasswordHasher, TenantRepository, UserRepository};
 use crate::query::{Page, Params, parse_id, parse_page, parse_user_query};
@@ -138,7 +138,9 @@ impl UserService {
     }
 
     /// `PATCH /api/users/{id}`: names and password of oneself; anything with
-    /// `tenant.account.update` in one's tenant (granting only held permissions).
+    /// `tenant.account.update` in one's tenant (granting only held permissions). A new password
+    /// or an account leaving `ACTIVE` revokes the user's tokens in the same write (see
+    /// [`revocation`]).
     ///
     /// # Errors
     /// `Forbidden`, `InvalidId`, `NotFound`, `Validation`.
@@ -172,7 +174,8 @@ impl UserService {
             Some(p) => Some(self.hasher.hash(p).await?),
             None => None,
         };
-        match self.users.save(&user, password_hash, &[]).await {
+        let revocation = revocation(actor, &user, password_hash.is_some());
+        match self.users.save(&user, password_hash, revocation, &[]).await {
             Ok(()) => Ok(user),
             Err(PortError::NotFound) => Err(ServiceError::NotFound(NO_USER.into())),
             Err(e) => Err(e.into()),
@@ -197,6 +200,24 @@ impl UserService {
             Err(PortError::NotFound) => Err(ServiceError::NotFound(NO_USER.into())),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Which tokens of the changed `user` the change ends: all of them when the account is not
+/// `ACTIVE` (disabled or pending: a later re-activation must not revive old sessions); on a new
+/// password, all but the caller's token when the user changed its own password (the session
+/// that made the change stays open, every other one ends), and all of them when someone else
+/// set it (an administrator's reset); otherwise none.
+fn revocation(actor: &Actor, user: &User, new_password: bool) -> TokenRevocation {
+    if user.status != UserStatus::Active {
+        return TokenRevocation::RevokeAll;
+    }
+    if !new_password {
+        return TokenRevocation::KeepAll;
+    }
+    match actor.token_id {
+        Some(own) if user.id == actor.user_id => TokenRevocation::RevokeAllBut(own),
+        _ => TokenRevocation::RevokeAll,
     }
 }
 
@@ -267,5 +288,74 @@ impl TenantService {
             }
         }
         self.tenants.get(id).await?.ok_or_else(|| ServiceError::NotFound(NO_TENANT.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TokenId;
+    use crate::ports::{MockPasswordHasher, MockTenantRepository, MockUserRepository};
+    use crate::time::ManualClock;
+    use chrono::Utc;
+    use futures::executor::block_on;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    fn member(tenant: TenantId, permissions: Vec<Permission>) -> User {
+        User {
+            id: UserId::new(),
+            username: format!("{}@example.com", UserId::new()),
+            firstname: None,
+            lastname: None,
+            status: UserStatus::Active,
+            tenant: Some(tenant),
+            permissions,
+            can_login: true,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    /// The revocation `actor`'s `body` asks of a save of `target`.
+    fn revocation_of(actor: &Actor, target: &User, body: serde_json::Value) -> TokenRevocation {
+        let mut users = MockUserRepository::new();
+        let stored = target.clone();
+        users.expect_get().returning(move |_| Ok(Some(stored.clone())));
+        let seen = Arc::new(Mutex::new(None));
+        let saved = Arc::clone(&seen);
+        users.expect_save().times(1).returning(move |_, _, revocation, _| {
+            *saved.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(revocation);
+            Ok(())
+        });
+        let mut hasher = MockPasswordHasher::new();
+        hasher.expect_hash().returning(|_| Ok("new-hash".into()));
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let service =
+            UserService::new(Arc::new(users), Arc::new(MockTenantRepository::new()), Arc::new(hasher), clock);
+        block_on(service.update(actor, &target.id.to_string(), &body)).unwrap_or_else(|e| panic!("{e:?}"));
+        let revocation = *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        revocation.unwrap_or_else(|| panic!("saved"))
+    }
+
+    #[test]
+    fn a_password_change_a_reset_and_disabling_revoke_the_users_tokens() {
+        let tenant = TenantId::new();
+        let me = member(tenant, vec![Permission::FlowsRead]);
+        let own_token = TokenId::new();
+        let me_acting = Actor::for_user(&me, Some(own_token));
+        let admin = member(tenant, vec![Permission::TenantAll]);
+        let admin_acting = Actor::for_user(&admin, Some(TokenId::new()));
+        let cases = [
+            (&me_acting, json!({"password": "a-new-password"}), TokenRevocation::RevokeAllBut(own_token)),
+            (&me_acting, json!({"firstname": "Ann"}), TokenRevocation::KeepAll),
+            (&admin_acting, json!({"password": "a-new-password"}), TokenRevocation::RevokeAll),
+            (&admin_acting, json!({"status": "DISABLED"}), TokenRevocation::RevokeAll),
+            (&admin_acting, json!({"status": "PENDING"}), TokenRevocation::RevokeAll),
+            (&admin_acting, json!({"permissions": ["flows.write"]}), TokenRevocation::KeepAll),
+        ];
+        for (actor, body, expected) in cases {
+            assert_eq!(revocation_of(actor, &me, body.clone()), expected, "{body}");
+        }
     }
 }

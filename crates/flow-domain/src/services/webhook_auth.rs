@@ -118,10 +118,30 @@ pub fn keep_secret(old: &Map<String, Value>, new: &mut Map<String, Value>) {
 
 /// Whether `signature_hex` is the hex HMAC-SHA256 of `body` under `secret` (constant-time).
 pub fn verify_hmac(secret: &str, body: &[u8], signature_hex: &str) -> bool {
-    let Some(given) = decode_hex(signature_hex.trim().trim_start_matches("sha256=")) else { return false };
+    let Some(given) = decode_hex(hmac_hex(signature_hex)) else { return false };
     let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_bytes()) else { return false };
     mac.update(body);
     mac.verify_slice(&given).is_ok()
+}
+
+/// The idempotency key of a call whose HMAC `signature_hex` verified: `hmac:` and the signature
+/// in one spelling (lowercase hex, without `sha256=` or blanks), so a replay that respells the
+/// signature still has the first call's key.
+pub fn hmac_idempotency_key(signature_hex: &str) -> String {
+    format!("hmac:{}", hmac_hex(signature_hex).to_ascii_lowercase())
+}
+
+/// The hex digits of an HMAC header value (`<hex>` or `sha256=<hex>`).
+fn hmac_hex(signature: &str) -> &str {
+    signature.trim().trim_start_matches("sha256=")
+}
+
+/// The idempotency key of a call whose Standard Webhooks signature verified: `webhook-id:` and
+/// the signed `webhook-id`. The timestamp is left out on purpose: a sender re-delivers a message
+/// with its `webhook-id` and a fresh timestamp and signature, and the standard makes the id the
+/// key to deduplicate on; a replay cannot change the id without the secret either way.
+pub fn standard_webhook_idempotency_key(id: &str) -> String {
+    format!("webhook-id:{id}")
 }
 
 /// The hex HMAC-SHA256 of `body` under `secret` (what a caller puts in `x-hmac`).

@@ -217,7 +217,7 @@ fn standard_webhooks_replay_answers_the_first_execution() {
     let mut executions = MockExecutionRepository::new();
     let first = std::sync::Mutex::new(None::<Execution>);
     executions.expect_insert_idempotent().times(2).returning(move |e, _, window_start| {
-        assert_eq!(e.idempotency_key.as_deref(), Some("key:msg_1"));
+        assert_eq!(e.idempotency_key.as_deref(), Some("webhook-id:msg_1"));
         assert_eq!(e.created_at - window_start, Duration::hours(24));
         let mut first = first.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(match first.as_ref() {
@@ -240,12 +240,87 @@ fn standard_webhooks_replay_answers_the_first_execution() {
     let headers =
         [("webhook-id", "msg_1"), ("webhook-timestamp", ts.as_str()), ("webhook-signature", sig.as_str())];
     let one = block_on(service.accept(&call(id, &headers))).unwrap_or_else(|e| panic!("{e:?}"));
-    let mut again = call(id, &headers);
+    // The replay brings keys of its own: the signed `webhook-id` wins over them.
+    let mut replay = headers.to_vec();
+    replay.extend([("idempotency-key", "fresh-key"), ("x-request-id", "fresh-request")]);
+    let mut again = call(id, &replay);
     again.request_id = "req-2".into();
     let two = block_on(service.accept(&again)).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(!one.repeated && two.repeated);
     assert_eq!(one.execution_id, two.execution_id);
     assert_eq!(two.request_id, "req-1");
+}
+
+/// A service over `flow` whose idempotent inserts record the key of each call.
+fn key_recording_service(flow: Flow, caller: User) -> (WebhookService, Arc<std::sync::Mutex<Vec<String>>>) {
+    let mut flows = MockFlowRepository::new();
+    flows.expect_get_shared().returning(move |_| Ok(Some(Arc::new(flow.clone()))));
+    let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&keys);
+    let mut executions = MockExecutionRepository::new();
+    executions.expect_insert_idempotent().returning(move |e, _, _| {
+        let key = e.idempotency_key.clone().unwrap_or_default();
+        seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(key);
+        Ok(None)
+    });
+    let service = WebhookService::new(Arc::new(flows), Arc::new(executions), auth(caller), clock());
+    (service, keys)
+}
+
+#[test]
+fn a_signed_call_takes_its_key_from_the_signature_whatever_the_caller_adds() {
+    let (owner, tenant) = (UserId::new(), TenantId::new());
+    let active = flow(FlowStatus::Active, secured(), owner, tenant);
+    let id = active.id;
+    let caller = user(owner, tenant, vec![Permission::WebhooksExecute]);
+    let (service, keys) = key_recording_service(active, caller);
+    let good = sign_hmac(SECRET, br#"{"a":1}"#);
+    let spellings = [good.clone(), good.to_uppercase(), format!("sha256={good}"), format!(" {good} ")];
+    for (n, signature) in spellings.iter().enumerate() {
+        let (key, request) = (format!("caller-key-{n}"), format!("request-{n}"));
+        let headers = [("x-hmac", signature.as_str()), ("idempotency-key", &key), ("x-request-id", &request)];
+        assert!(block_on(service.accept(&call(id, &headers))).is_ok(), "{signature}");
+    }
+    let now = clock().now().timestamp();
+    let ts = now.to_string();
+    let sig = sign_standard_webhook(SECRET, "msg_9", now, br#"{"a":1}"#);
+    let standard = [
+        ("webhook-id", "msg_9"),
+        ("webhook-timestamp", ts.as_str()),
+        ("webhook-signature", sig.as_str()),
+        ("idempotency-key", "caller-key"),
+    ];
+    assert!(block_on(service.accept(&call(id, &standard))).is_ok());
+    // Bearer calls keep the caller's `Idempotency-Key`.
+    let bearer = [("authorization", "Bearer good-token"), ("idempotency-key", "caller-key")];
+    assert!(block_on(service.accept(&call(id, &bearer))).is_ok());
+    let keys = keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let hmac = format!("hmac:{good}");
+    assert_eq!(keys, [&hmac, &hmac, &hmac, &hmac, "webhook-id:msg_9", "key:caller-key"]);
+}
+
+#[test]
+fn a_non_ascii_or_malformed_authorization_is_refused_without_a_panic() {
+    let (owner, tenant) = (UserId::new(), TenantId::new());
+    let active = flow(FlowStatus::Active, secured(), owner, tenant);
+    let id = active.id;
+    let service = hook_service(active, user(owner, tenant, vec![Permission::WebhooksExecute]), 0);
+    for value in [
+        "Bearer \u{e9}\u{e9}\u{e9}",
+        "Bearer\u{e9}\u{e9}",
+        "Beare\u{e9}\u{e9}",
+        "Basic\u{e9}\u{e9}",
+        "Basi\u{e9}",
+        "Basic \u{e9}",
+        "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}",
+        "\u{fffd}\u{fffd}\u{fffd}",
+        "Bearer",
+        "Bearer ",
+        "Basic ",
+        "",
+    ] {
+        assert!(refused(block_on(service.accept(&call(id, &[("authorization", value)])))), "{value:?}");
+    }
 }
 
 #[test]

@@ -8,7 +8,10 @@
 
 use super::admission::ExecutionBacklog;
 use super::identity::AuthService;
-use super::webhook_auth::{StandardWebhookHeaders, WebhookSettings, verify_hmac, verify_standard_webhook};
+use super::webhook_auth::{
+    StandardWebhookHeaders, WebhookSettings, hmac_idempotency_key, standard_webhook_idempotency_key,
+    verify_hmac, verify_standard_webhook,
+};
 use crate::actor::Actor;
 use crate::error::{ServiceError, ServiceResult};
 use crate::event::Event;
@@ -177,7 +180,9 @@ impl WebhookService {
             TriggerInfo { trigger_type: TriggerType::Webhook, request_id: Some(call.request_id.clone()) };
         let mut execution =
             Execution::queued(flow.id, flow.tenant, flow.owners.clone(), trigger, message_of(call), now);
-        execution.idempotency_key = idempotency_key(call).or(signed_key);
+        // A signed call's key comes from what its signature covers, so a replay with a new
+        // `Idempotency-Key` or `x-request-id` cannot make it run again.
+        execution.idempotency_key = signed_key.or_else(|| idempotency_key(call));
         let inline = self.inline.as_ref().filter(|runner| wait && runner.runs_inline(&flow));
         let (execution, events) = match inline {
             // A repeated call runs the flow again (it has no outside effects) and is then
@@ -214,8 +219,10 @@ impl WebhookService {
         }
     }
 
-    /// Checks the caller; returns the signature to use as idempotency key when the call was
-    /// authenticated by a body HMAC (so a replayed signature never runs twice).
+    /// Checks the caller; returns the idempotency key of a signed call (from what the
+    /// signature covers: the HMAC itself, or the Standard Webhooks `webhook-id`), so a replayed
+    /// signature never runs twice whatever other headers the replay carries. `Bearer` and
+    /// `Basic` calls have none (their `Idempotency-Key` applies).
     async fn authorize(
         &self,
         flow: &Flow,
@@ -225,7 +232,7 @@ impl WebhookService {
         if let Some(secret) = &settings.secret {
             if let Some(signature) = call.header(&settings.hmac_header) {
                 return if verify_hmac(secret, &call.raw_body, signature) {
-                    Ok(Some(format!("hmac:{}", signature.trim().to_ascii_lowercase())))
+                    Ok(Some(hmac_idempotency_key(signature)))
                 } else {
                     Err(unauthorized())
                 };
@@ -237,16 +244,16 @@ impl WebhookService {
             ) {
                 let headers = StandardWebhookHeaders { id, timestamp, signature };
                 return verify_standard_webhook(secret, headers, &call.raw_body, self.clock.now())
-                    .map(|()| None)
+                    .map(|()| Some(standard_webhook_idempotency_key(id)))
                     .map_err(|_| unauthorized());
             }
         }
-        let actor = match call.header("authorization") {
-            Some(value) if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") => {
-                self.auth.authenticate(value[7..].trim()).await.map_err(|_| unauthorized())?
+        let actor = match call.header("authorization").and_then(authorization_scheme) {
+            Some((Scheme::Bearer, token)) => {
+                self.auth.authenticate(token).await.map_err(|_| unauthorized())?
             }
-            Some(value) if value.len() > 6 && value[..6].eq_ignore_ascii_case("basic ") => {
-                let (username, password) = decode_basic(&value[6..]).ok_or_else(unauthorized)?;
+            Some((Scheme::Basic, encoded)) => {
+                let (username, password) = decode_basic(encoded).ok_or_else(unauthorized)?;
                 let user =
                     self.auth.check_password(&username, &password, call.address.as_deref()).await.map_err(
                         |err| match err {
@@ -274,7 +281,8 @@ fn accepted(execution: Execution, repeated: bool) -> WebhookAccepted {
     }
 }
 
-/// `Idempotency-Key`, else `webhook-id`, else `x-request-id` (only when the caller sent one).
+/// The caller's key for a call that is not signed: `Idempotency-Key`, else `webhook-id`, else
+/// `x-request-id` (only when the caller sent one).
 fn idempotency_key(call: &WebhookCall) -> Option<String> {
     ["idempotency-key", "webhook-id", "x-request-id"]
         .iter()
@@ -282,6 +290,31 @@ fn idempotency_key(call: &WebhookCall) -> Option<String> {
         .map(str::trim)
         .filter(|key| !key.is_empty())
         .map(|key| format!("key:{key}"))
+}
+
+/// The schemes of `Authorization` a webhook accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Basic,
+}
+
+/// The scheme and the non-empty credentials of an `Authorization` value (`<scheme> <credentials>`,
+/// scheme case-insensitive). Splits on the first space, never at a byte offset, so any bytes
+/// (non-ASCII included) give `None` or a pair, never a panic.
+fn authorization_scheme(value: &str) -> Option<(Scheme, &str)> {
+    let (scheme, credentials) = value.trim().split_once(' ')?;
+    let credentials = credentials.trim();
+    if credentials.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some((Scheme::Bearer, credentials))
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        Some((Scheme::Basic, credentials))
+    } else {
+        None
+    }
 }
 
 fn decode_basic(encoded: &str) -> Option<(String, String)> {

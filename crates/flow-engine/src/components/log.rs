@@ -1,10 +1,19 @@
-//! `log.info`: writes a line through `tracing` with the flow and step, then passes the message
-//! on.
+//! `log.info`: writes one log event through `tracing` with the flow and step, then passes the
+//! message on.
+//!
+//! The user's text is never the event's message (which the text log format prints as it is):
+//! it is the structured field `text`, which the text format prints quoted with every control
+//! character escaped (`\n`, `\r`, `\u{1b}`...) and the JSON format as a JSON string. So a
+//! message holding a newline and a made-up log line stays inside its own line and cannot start
+//! a forged one at column 0.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::{CallContext, Component, ComponentError, check_function};
+
+/// The fixed message of every event the `log` component writes.
+pub const LOG_EVENT_MESSAGE: &str = "log node";
 
 /// The `log` component. Field `message` (the message's `data` when absent) and `level`
 /// (`debug`, `info` (default), `warn`, `error`).
@@ -26,12 +35,14 @@ impl Component for LogComponent {
             Some(other) => other.to_string(),
             None => msg.get("data").unwrap_or(&Value::Null).to_string(),
         };
-        let (flow, step) = (ctx.flow_id.as_str(), ctx.step_id.as_str());
+        // `text` is recorded as a `&str` field, never formatted into the message: the log
+        // formats escape a field's control characters (see the module documentation).
+        let (flow, step, text) = (ctx.flow_id.as_str(), ctx.step_id.as_str(), text.as_str());
         match fields.get("level").and_then(Value::as_str).unwrap_or("info") {
-            "debug" => tracing::debug!(flow, step, "{text}"),
-            "info" => tracing::info!(flow, step, "{text}"),
-            "warn" => tracing::warn!(flow, step, "{text}"),
-            "error" => tracing::error!(flow, step, "{text}"),
+            "debug" => tracing::debug!(flow, step, text, "{LOG_EVENT_MESSAGE}"),
+            "info" => tracing::info!(flow, step, text, "{LOG_EVENT_MESSAGE}"),
+            "warn" => tracing::warn!(flow, step, text, "{LOG_EVENT_MESSAGE}"),
+            "error" => tracing::error!(flow, step, text, "{LOG_EVENT_MESSAGE}"),
             other => {
                 return Err(ComponentError::permanent(format!("unknown log level `{other}`")));
             }

@@ -158,7 +158,9 @@ impl HttpTransport {
                     self.backoff(attempt)
                 }
             };
-            tracing::debug!(flow = %ctx.flow_id, step = %ctx.step_id, attempt, ?wait, "retrying HTTP request");
+            // The step id is the user's: a `&str` field, printed escaped (a Display field is not).
+            let (flow, step) = (ctx.flow_id.as_str(), ctx.step_id.as_str());
+            tracing::debug!(flow, step, attempt, ?wait, "retrying HTTP request");
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = ctx.cancel.cancelled() => return Err(ComponentError::permanent("cancelled")),

@@ -4,7 +4,7 @@ use super::fixtures::{drain, event, events_of, long_ago, marker, new_user, now, 
 use flow_domain::error::PortError;
 use flow_domain::event::{Event, names};
 use flow_domain::ids::{TenantId, TokenId, UserId};
-use flow_domain::model::{User, UserStatus};
+use flow_domain::model::{AccessToken, TokenRevocation, User, UserStatus};
 use flow_domain::permission::Permission;
 use flow_domain::ports::{Outbox, TenantRepository, TokenRepository, UserRepository};
 use flow_domain::query::{PageRequest, UserQuery};
@@ -156,23 +156,74 @@ pub async fn users_save(users: Arc<dyn UserRepository>) {
     changed.status = UserStatus::Disabled;
     changed.permissions = vec![Permission::TemplatesRead];
     changed.updated_at = now() + chrono::Duration::seconds(1);
-    users.save(&changed, None, &[]).await.expect("save");
+    users.save(&changed, None, TokenRevocation::KeepAll, &[]).await.expect("save");
     assert_eq!(users.get(original.id).await.expect("get"), Some(changed.clone()), "save replaces the user");
     let login = users.find_login(&original.username).await.expect("find login");
     assert_eq!(login.and_then(|(_, hash)| hash), Some("hash-1".into()), "no new hash keeps the old one");
-    users.save(&changed, Some("hash-2".into()), &[]).await.expect("save with hash");
+    users.save(&changed, Some("hash-2".into()), TokenRevocation::KeepAll, &[]).await.expect("save with hash");
     let login = users.find_login(&original.username).await.expect("find login");
     assert_eq!(login.and_then(|(_, hash)| hash), Some("hash-2".into()), "a new hash replaces the old one");
 
-    let result = users.save(&user("ghost", None, true), None, &[]).await;
+    let result = users.save(&user("ghost", None, true), None, TokenRevocation::KeepAll, &[]).await;
     assert!(matches!(result, Err(PortError::NotFound)), "unknown user is NotFound: {result:?}");
 
     let other = user(&format!("dave-{}", marker()), Some(t), true);
     users.insert(&new_user(&other, None), &[]).await.expect("insert");
     let renamed = User { username: original.username.to_uppercase(), ..other.clone() };
-    let result = users.save(&renamed, None, &[]).await;
+    let result = users.save(&renamed, None, TokenRevocation::KeepAll, &[]).await;
     assert!(matches!(result, Err(PortError::Duplicate("username"))), "taken name: {result:?}");
     assert_eq!(users.get(other.id).await.expect("get"), Some(other), "refused save changes nothing");
+}
+
+async fn valid(tokens: &dyn TokenRepository, issued: &[AccessToken]) -> Vec<bool> {
+    let mut valid = Vec::new();
+    for t in issued {
+        valid.push(tokens.find_valid(&t.hash, now()).await.expect("find token").is_some());
+    }
+    valid
+}
+
+/// `save` revokes the user's tokens in the same write as `revocation` says: none, all but one,
+/// or all; never another user's; and a refused save (unknown user, taken name) revokes nothing.
+pub async fn users_save_revokes_tokens(users: Arc<dyn UserRepository>, tokens: Arc<dyn TokenRepository>) {
+    let t = TenantId::new();
+    let owner = user(&format!("grace-{}", marker()), Some(t), true);
+    let bystander = user(&format!("heidi-{}", marker()), Some(t), true);
+    for u in [&owner, &bystander] {
+        users.insert(&new_user(u, Some("h")), &[]).await.expect("insert user");
+    }
+    let expires = now() + chrono::Duration::hours(1);
+    let mut issued: Vec<AccessToken> = (0..3).map(|_| token(owner.id, &marker(), expires)).collect();
+    let others = [token(bystander.id, &marker(), expires)];
+    for t in issued.iter().chain(&others) {
+        tokens.insert(t).await.expect("insert token");
+    }
+
+    users.save(&owner, Some("h2".into()), TokenRevocation::KeepAll, &[]).await.expect("save, keep all");
+    assert_eq!(valid(tokens.as_ref(), &issued).await, [true, true, true], "KeepAll revokes nothing");
+
+    let taken = User { username: bystander.username.clone(), ..owner.clone() };
+    let refused = users.save(&taken, None, TokenRevocation::RevokeAll, &[]).await;
+    assert!(matches!(refused, Err(PortError::Duplicate("username"))), "taken name: {refused:?}");
+    assert_eq!(valid(tokens.as_ref(), &issued).await, [true, true, true], "a refused save revokes nothing");
+    let ghost = user(&format!("ghost-{}", marker()), Some(t), true);
+    let refused = users.save(&ghost, None, TokenRevocation::RevokeAll, &[]).await;
+    assert!(matches!(refused, Err(PortError::NotFound)), "unknown user: {refused:?}");
+
+    let kept = issued[1].id;
+    users.save(&owner, Some("h3".into()), TokenRevocation::RevokeAllBut(kept), &[]).await.expect("save");
+    assert_eq!(valid(tokens.as_ref(), &issued).await, [false, true, false], "all but the kept one revoked");
+    let login = users.find_login(&owner.username).await.expect("find login");
+    assert_eq!(login.and_then(|(_, hash)| hash), Some("h3".into()), "with the new hash");
+
+    issued.push(token(owner.id, &marker(), expires));
+    tokens.insert(&issued[3]).await.expect("insert token");
+    let disabled = User { status: UserStatus::Disabled, ..owner.clone() };
+    users.save(&disabled, None, TokenRevocation::RevokeAll, &[]).await.expect("save, revoke all");
+    assert_eq!(valid(tokens.as_ref(), &issued).await, [false; 4], "every token revoked");
+    users.save(&owner, None, TokenRevocation::KeepAll, &[]).await.expect("re-activate");
+    assert_eq!(valid(tokens.as_ref(), &issued).await, [false; 4], "re-activation revives none");
+    assert_eq!(valid(tokens.as_ref(), &others).await, [true], "another user's token is untouched");
 }
 
 /// `delete` removes the user and every token issued for it, appending its events; a second
