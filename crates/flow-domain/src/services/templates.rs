@@ -58,7 +58,7 @@ impl TemplateService {
     /// `Forbidden`, `Validation`.
     pub async fn create(&self, actor: &Actor, body: &Value) -> ServiceResult<Template> {
         actor.require(Permission::TemplatesWrite)?;
-        let doc = parse_template_document(body).map_err(ServiceError::Validation)?;
+        let doc = parse_template_document(body, self.flows.limits()).map_err(ServiceError::Validation)?;
         let (tenant, owners) =
             ownership::resolve(actor, doc.tenant, doc.owners, None).map_err(ServiceError::Validation)?;
         let now = self.clock.now();
@@ -123,7 +123,8 @@ impl TemplateService {
                 merged.insert(key.clone(), value.clone());
             }
         }
-        let doc = parse_template_document(&Value::Object(merged)).map_err(ServiceError::Validation)?;
+        let doc = parse_template_document(&Value::Object(merged), self.flows.limits())
+            .map_err(ServiceError::Validation)?;
         let (tenant, owners) = ownership::resolve(actor, doc.tenant, doc.owners, Some(template.tenant))
             .map_err(ServiceError::Validation)?;
         let now = self.clock.now();
