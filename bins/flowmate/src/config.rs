@@ -113,6 +113,14 @@ pub struct Config {
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, env = "FLOWMATE_BODY_LIMIT_BYTES", default_value_t = 10 * 1024 * 1024, global = true)]
     pub body_limit_bytes: usize,
+    /// Deepest nesting (objects and arrays) of a webhook body (JSON, XML as converted, form)
+    /// and of a flow or template document; deeper is answered 400. At most 100, so that every
+    /// accepted body is stored and read back inside its wrappers.
+    #[arg(long, env = "FLOWMATE_MAX_BODY_DEPTH", default_value_t = flow_domain::limits::DEFAULT_MAX_DEPTH, global = true)]
+    pub max_body_depth: usize,
+    /// Most nodes in a flow (and in a template's graph); more is answered 400.
+    #[arg(long, env = "FLOWMATE_MAX_NODES", default_value_t = flow_domain::limits::DEFAULT_MAX_NODES, global = true)]
+    pub max_nodes: usize,
     /// Seconds a flow may stay `starting`/`stopping` before the watchdog re-publishes its event.
     #[arg(long, env = "FLOWMATE_WATCHDOG_DEADLINE_SECS", default_value_t = 60, global = true)]
     pub watchdog_deadline_secs: u64,
@@ -301,7 +309,16 @@ impl Config {
                 "FLOWMATE_TOKEN_TTL_SECS, FLOWMATE_BODY_LIMIT_BYTES and FLOWMATE_WATCHDOG_DEADLINE_SECS must be positive"
             );
         }
+        let ceiling = flow_domain::limits::MAX_DEPTH_CEILING;
+        if !(1..=ceiling).contains(&self.max_body_depth) || self.max_nodes == 0 {
+            bail!("FLOWMATE_MAX_BODY_DEPTH must be 1 to {ceiling} and FLOWMATE_MAX_NODES positive");
+        }
         Ok((storage, bus))
+    }
+
+    /// The input limits handed to the use cases and the HTTP adapter.
+    pub fn limits(&self) -> flow_domain::limits::Limits {
+        flow_domain::limits::Limits { max_depth: self.max_body_depth, max_nodes: self.max_nodes }
     }
 }
 
@@ -342,6 +359,18 @@ mod tests {
         );
         let bad = Cli::try_parse_from(["flowmate", "--kafka-property", "no-equals-sign"]);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn input_limits_have_defaults_and_bounds() {
+        let limits = config(&[]).limits();
+        assert_eq!((limits.max_depth, limits.max_nodes), (64, 1_000));
+        let set = config(&["--max-body-depth", "100", "--max-nodes", "5"]);
+        assert_eq!((set.limits().max_depth, set.limits().max_nodes), (100, 5));
+        assert!(set.validate().is_ok());
+        assert!(config(&["--max-body-depth", "101"]).validate().is_err());
+        assert!(config(&["--max-body-depth", "0"]).validate().is_err());
+        assert!(config(&["--max-nodes", "0"]).validate().is_err());
     }
 
     #[test]

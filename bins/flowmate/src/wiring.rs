@@ -253,7 +253,9 @@ fn app_state(
 ) -> AppState {
     let ApiServices { auth, hasher, catalogue, inline, backlog } = services;
     let flows = Arc::new(
-        FlowService::new(stores.flows.clone(), clock.clone()).with_cached_reads(stores.cached_flows.clone()),
+        FlowService::new(stores.flows.clone(), clock.clone())
+            .with_cached_reads(stores.cached_flows.clone())
+            .with_limits(config.limits()),
     );
     AppState {
         users: Arc::new(UserService::new(
@@ -287,6 +289,7 @@ fn app_state(
         config: HttpConfig {
             body_limit_bytes: config.body_limit_bytes,
             webhook_sync_timeout: Duration::from_secs(config.webhook_sync_timeout_secs),
+            limits: config.limits(),
         },
     }
 }

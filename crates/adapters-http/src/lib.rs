@@ -16,9 +16,9 @@ mod request_id;
 mod request_metrics;
 mod routes;
 mod state;
-mod webhook_body;
+pub mod webhook_body;
 mod webhook_sync;
-mod xml_json;
+pub mod xml_json;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! What every handler can reach: the use-case services, the health probes of the backing
 //! services, and the HTTP settings.
 
+use flow_domain::limits::Limits;
 use flow_domain::ports::Health;
 use flow_domain::services::{
     AuthService, ComponentService, ExecutionService, FlowService, TemplateService, TenantService,
@@ -17,6 +18,8 @@ pub struct HttpConfig {
     /// How long a `?sync=true` webhook call waits for its execution to end before answering
     /// 504 (the execution goes on).
     pub webhook_sync_timeout: Duration,
+    /// The nesting limit of webhook bodies (the node limit is the flow service's business).
+    pub limits: Limits,
 }
 
 /// The default body limit: 10 MiB.
@@ -30,6 +33,7 @@ impl Default for HttpConfig {
         Self {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             webhook_sync_timeout: DEFAULT_WEBHOOK_SYNC_TIMEOUT,
+            limits: Limits::default(),
         }
     }
 }

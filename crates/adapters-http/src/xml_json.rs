@@ -6,21 +6,38 @@
 //! array, in document order), attributes under `_attr` (`{name: value}`), and its non-blank
 //! text, if any, under `_text`. Comments, processing instructions, the declaration and the
 //! doctype are ignored; entities other than the XML ones are refused (no DTD expansion).
+//!
+//! The conversion is linear in the document: attributes are at most [`MAX_ATTRIBUTES`] per
+//! element and their duplicates are found by hashing (the parser's own check compares each
+//! attribute with every earlier one), children are found by the map's lookup, elements may not
+//! nest deeper than the body nesting limit, and the JSON made must keep within that limit.
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 
 /// Key of an element's attributes.
 pub const ATTRIBUTES_KEY: &str = "_attr";
 /// Key of the text of an element that also has attributes or children.
 pub const TEXT_KEY: &str = "_text";
-/// Deepest element nesting accepted.
-pub const MAX_DEPTH: usize = 128;
+/// Most attributes one element may have.
+pub const MAX_ATTRIBUTES: usize = 1_000;
 
 /// Why a document could not be converted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XmlError(pub String);
+pub enum XmlError {
+    /// The document is not well-formed (what is wrong).
+    Malformed(String),
+    /// The JSON made of it (or its elements) would nest deeper than the limit.
+    TooDeep,
+    /// An element has more than [`MAX_ATTRIBUTES`] attributes (its name).
+    TooManyAttributes(String),
+}
+
+fn malformed(what: impl ToString) -> XmlError {
+    XmlError::Malformed(what.to_string())
+}
 
 struct Element {
     name: String,
@@ -33,11 +50,19 @@ impl Element {
     fn open(start: &BytesStart<'_>) -> Result<Self, XmlError> {
         let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
         let mut attributes = Map::new();
-        for attribute in start.attributes() {
-            let attribute = attribute.map_err(|e| XmlError(e.to_string()))?;
-            let key = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
-            let value = attribute.unescape_value().map_err(|e| XmlError(e.to_string()))?;
-            attributes.insert(key, Value::String(value.into_owned()));
+        let mut keys: HashSet<&[u8]> = HashSet::new();
+        for attribute in start.attributes().with_checks(false) {
+            let attribute = attribute.map_err(malformed)?;
+            if keys.len() == MAX_ATTRIBUTES {
+                return Err(XmlError::TooManyAttributes(name));
+            }
+            let key = attribute.key.into_inner();
+            if !keys.insert(key) {
+                let key = String::from_utf8_lossy(key);
+                return Err(malformed(format!("attribute {key:?} is repeated in <{name}>")));
+            }
+            let value = attribute.unescape_value().map_err(malformed)?;
+            attributes.insert(String::from_utf8_lossy(key).into_owned(), Value::String(value.into_owned()));
         }
         Ok(Self { name, attributes, children: Map::new(), text: String::new() })
     }
@@ -72,42 +97,45 @@ impl Element {
     }
 }
 
-/// Converts the XML document `bytes` to JSON.
+/// Converts the XML document `bytes` to JSON nested at most `max_depth` deep (as
+/// [`flow_domain::limits::value_depth`] counts).
 ///
 /// # Errors
-/// When the document is not well-formed: no or several root elements, mismatched or unclosed
-/// tags, bad attributes, unknown entities, text outside the root, or nesting deeper than
-/// [`MAX_DEPTH`].
-pub fn xml_to_json(bytes: &[u8]) -> Result<Value, XmlError> {
+/// [`XmlError::Malformed`] when the document is not well-formed: no or several root elements,
+/// mismatched or unclosed tags, bad or repeated attributes, unknown entities, text outside the
+/// root; [`XmlError::TooDeep`] and [`XmlError::TooManyAttributes`] past the limits.
+pub fn xml_to_json(bytes: &[u8], max_depth: usize) -> Result<Value, XmlError> {
     let mut reader = Reader::from_reader(bytes);
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Value> = None;
     loop {
-        let event = reader.read_event().map_err(|e| XmlError(e.to_string()))?;
+        let event = reader.read_event().map_err(malformed)?;
         match event {
             Event::Start(start) => {
                 if root.is_some() {
-                    return Err(XmlError("more than one root element".into()));
+                    return Err(malformed("more than one root element"));
                 }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(XmlError(format!("elements nested deeper than {MAX_DEPTH}")));
+                // An element n deep is inside n - 1 objects and the document's: its JSON is at
+                // least n deep.
+                if stack.len() >= max_depth {
+                    return Err(XmlError::TooDeep);
                 }
                 stack.push(Element::open(&start)?);
             }
             Event::Empty(start) => {
                 if root.is_some() {
-                    return Err(XmlError("more than one root element".into()));
+                    return Err(malformed("more than one root element"));
                 }
                 let element = Element::open(&start)?;
                 close(element, &mut stack, &mut root);
             }
             Event::End(_) => {
-                let element = stack.pop().ok_or_else(|| XmlError("unexpected closing tag".into()))?;
+                let element = stack.pop().ok_or_else(|| malformed("unexpected closing tag"))?;
                 close(element, &mut stack, &mut root);
             }
             Event::Text(text) => {
-                let text = text.unescape().map_err(|e| XmlError(e.to_string()))?;
+                let text = text.unescape().map_err(malformed)?;
                 push_text(&mut stack, &text)?;
             }
             Event::CData(data) => {
@@ -119,9 +147,14 @@ pub fn xml_to_json(bytes: &[u8]) -> Result<Value, XmlError> {
         }
     }
     if let Some(open) = stack.last() {
-        return Err(XmlError(format!("element <{}> is not closed", open.name)));
+        return Err(malformed(format!("element <{}> is not closed", open.name)));
     }
-    root.ok_or_else(|| XmlError("no root element".into()))
+    let document = root.ok_or_else(|| malformed("no root element"))?;
+    // Arrays of repeats and `_attr` objects add levels the elements alone do not show.
+    if flow_domain::limits::value_exceeds(&document, max_depth) {
+        return Err(XmlError::TooDeep);
+    }
+    Ok(document)
 }
 
 fn close(element: Element, stack: &mut [Element], root: &mut Option<Value>) {
@@ -144,7 +177,7 @@ fn push_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
             Ok(())
         }
         None if text.trim().is_empty() => Ok(()),
-        None => Err(XmlError("text outside the root element".into())),
+        None => Err(malformed("text outside the root element")),
     }
 }
 
@@ -153,8 +186,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const DEPTH: usize = 64;
+
     fn convert(xml: &str) -> Result<Value, XmlError> {
-        xml_to_json(xml.as_bytes())
+        xml_to_json(xml.as_bytes(), DEPTH)
     }
 
     #[test]
@@ -205,9 +240,37 @@ mod tests {
         ] {
             assert!(convert(xml).is_err(), "{xml:?} was accepted");
         }
-        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
-        assert!(convert(&deep).is_err());
-        let fine = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
-        assert!(convert(&fine).is_ok());
+    }
+
+    #[test]
+    fn repeated_attributes_are_malformed() {
+        assert!(matches!(convert(r#"<a x="1" y="2" x="3"/>"#), Err(XmlError::Malformed(_))));
+    }
+
+    #[test]
+    fn attributes_are_capped_per_element() {
+        let element = |n: usize| {
+            let attributes: String = (0..n).map(|i| format!(" a{i}=\"\"")).collect();
+            format!("<r{attributes}/>")
+        };
+        assert!(convert(&element(MAX_ATTRIBUTES)).is_ok());
+        assert_eq!(convert(&element(MAX_ATTRIBUTES + 1)), Err(XmlError::TooManyAttributes("r".into())));
+    }
+
+    #[test]
+    fn nesting_is_held_to_the_limit_of_the_json_made() {
+        // n nested elements: the document's object, n - 1 element objects, a string.
+        let nested = |n: usize| format!("{}x{}", "<a>".repeat(n), "</a>".repeat(n));
+        let fine = convert(&nested(DEPTH)).unwrap_or_default();
+        assert_eq!(flow_domain::limits::value_depth(&fine), DEPTH);
+        assert_eq!(convert(&nested(DEPTH + 1)), Err(XmlError::TooDeep));
+        assert_eq!(convert(&nested(100_000)), Err(XmlError::TooDeep));
+        // Repeats (arrays) and attributes (`_attr`) add levels: the JSON is measured.
+        let repeats = |n: usize| format!("{}<b/><b/>{}", "<a>".repeat(n), "</a>".repeat(n));
+        assert!(convert(&repeats(DEPTH - 2)).is_ok());
+        assert_eq!(convert(&repeats(DEPTH - 1)), Err(XmlError::TooDeep));
+        let attributed = |n: usize| format!("{}<b x=\"1\"/>{}", "<a>".repeat(n), "</a>".repeat(n));
+        assert!(convert(&attributed(DEPTH - 3)).is_ok());
+        assert_eq!(convert(&attributed(DEPTH - 2)), Err(XmlError::TooDeep));
     }
 }

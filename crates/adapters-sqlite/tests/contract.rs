@@ -59,6 +59,7 @@ contract_tests!(
     executions_list_queued_before,
     executions_list_step_filter_and_paging,
     executions_usage,
+    executions_deep_documents_read_back,
     executions_insert_idempotent_repeat_within_window,
     executions_insert_idempotent_takes_over_an_old_key,
     executions_insert_idempotent_keys_are_per_flow,

@@ -158,6 +158,7 @@ impl FlowRepository for View {
 mod tests {
     use super::*;
     use crate::ids::TenantId;
+    use crate::limits::Limits;
     use crate::model::{FlowStatus, Owner};
     use crate::ports::MockFlowRepository;
     use crate::time::ManualClock;
@@ -167,7 +168,8 @@ mod tests {
 
     fn flow(status: FlowStatus) -> Flow {
         let doc = json!({"name": "f", "graph": {"nodes": [{"id": "a", "componentId": "webhook", "function": "receive"}]}});
-        let spec = parse_flow_document(&doc).map(|d| d.spec).unwrap_or_else(|e| panic!("{e:?}"));
+        let spec =
+            parse_flow_document(&doc, &Limits::default()).map(|d| d.spec).unwrap_or_else(|e| panic!("{e:?}"));
         Flow {
             status,
             ..Flow::new(spec, Some(TenantId::new()), vec![Owner::user(Uuid::now_v7())], Utc::now())

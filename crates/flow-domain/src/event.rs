@@ -197,7 +197,9 @@ mod tests {
             "flowSettings": {"webhooks": {"requireWebhookAuth": true, "secret": "s3cret", "hmacAuthSecret": "old"}},
             "graph": {"nodes": [{"id": "a", "componentId": "webhook", "function": "receive"}]}
         });
-        let spec = parse_flow_document(&doc).map(|d| d.spec).unwrap_or_else(|e| panic!("{e:?}"));
+        let spec = parse_flow_document(&doc, &crate::limits::Limits::default())
+            .map(|d| d.spec)
+            .unwrap_or_else(|e| panic!("{e:?}"));
         let flow = Flow::new(spec, None, Vec::new(), Utc::now());
         for event in [Event::flow_starting(&flow, None, Utc::now()), Event::flow_stopping(&flow, Utc::now())]
         {

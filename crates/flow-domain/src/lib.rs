@@ -13,6 +13,7 @@ mod expiring;
 pub mod expr;
 pub mod ids;
 pub mod lifecycle;
+pub mod limits;
 pub mod merge;
 pub mod model;
 pub mod permission;

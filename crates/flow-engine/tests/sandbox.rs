@@ -66,7 +66,10 @@ async fn a_cancelled_job_stops_at_once() {
     let program = jq("last(range(1e12))");
     let job = sandbox.run_jq(&program, &json!(null), JqOutput::Values(1), Duration::from_secs(30), &cancel);
     let canceller = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Cancel once the job holds a process.
+        while sandbox.busy() == 0 {
+            tokio::task::yield_now().await;
+        }
         cancel.cancel();
     };
     let (result, ()) = tokio::join!(job, canceller);

@@ -15,6 +15,7 @@
 //! and the retention contracts need executions ended in 1985 to be their own.
 
 pub mod components;
+pub mod deep_documents;
 pub mod execution_reads;
 pub mod executions;
 pub mod fixtures;
@@ -169,6 +170,9 @@ pub fn contracts() -> Vec<Contract> {
             execution_reads::list_step_filter_and_paging(p.executions)
         }),
         contract!("executions_usage", |p| execution_reads::usage(p.executions)),
+        contract!("executions_deep_documents_read_back", |p| {
+            deep_documents::deep_documents_read_back(p.executions)
+        }),
         contract!("executions_insert_idempotent_repeat_within_window", |p| {
             idempotency::insert_idempotent_repeat_within_window(p.executions, p.outbox)
         }),

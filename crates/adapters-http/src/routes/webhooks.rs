@@ -1,8 +1,10 @@
 //! Incoming webhooks (SPEC §6): `POST`, `GET` and `HEAD` on `/webhooks/{flowId}` and the OIH
 //! alias `/hook/{flowId}`, each also with one extra path segment (the message's
 //! `pathSuffix`). No bearer token is required here: the flow's own settings decide, in the
-//! use case. Handlers read the call (headers, query, body by content type), hand it to
-//! [`flow_domain::services::WebhookService::accept`], and answer the receipt, or with
+//! use case. Handlers read the call (headers, query, the body's bytes and content type), have
+//! [`flow_domain::services::WebhookService::admit`] find the flow and check the caller, only
+//! then parse the body ([`crate::webhook_body`]) and hand the call to
+//! [`flow_domain::services::WebhookService::accept_admitted`], and answer the receipt, or with
 //! `?sync=true` the execution's reply ([`crate::webhook_sync`]).
 
 use crate::envelope::Data;
@@ -10,14 +12,15 @@ use crate::error::{ApiError, ErrorBody, body_rejection};
 use crate::extract::{ClientAddress, PathParams};
 use crate::request_id::{self, ClientSentRequestId, REQUEST_ID_HEADER};
 use crate::state::AppState;
-use crate::webhook_body::{parse_body, query_object};
+use crate::webhook_body::{BodyKind, query_object, read_body};
 use crate::webhook_sync;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use flow_domain::services::{WebhookCall, WebhookMethod};
+use flow_domain::limits::value_exceeds;
+use flow_domain::services::{AdmittedCall, WebhookCall, WebhookMethod};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -59,7 +62,7 @@ pub struct WebhookReceipt {
     request_body(content = Object, description = "JSON, text/plain, application/x-www-form-urlencoded or XML"),
     responses(
         (status = 200, description = "Accepted (or, with `sync=true`, the reply of the flow, with header `x-execution-id`)", body = Data<WebhookReceipt>),
-        (status = 400, description = "Malformed JSON or XML", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, form or XML, or a body nested deeper than `FLOWMATE_MAX_BODY_DEPTH`", body = ErrorBody),
         (status = 403, description = "The flow requires authentication the call lacks", body = ErrorBody),
         (status = 404, description = "No such active flow", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -148,20 +151,29 @@ async fn receive(
     path_suffix: Option<String>,
     request: Request,
 ) -> Response {
-    match read_call(&state, address, flow_id, path_suffix, request).await {
-        Ok((call, sync)) => answer(&state, &call, sync).await,
-        Err(err) => err.into_response(),
+    let (mut call, sync, body_kind) = match read_call(&state, address, flow_id, path_suffix, request).await {
+        Ok(read) => read,
+        Err(err) => return err.into_response(),
+    };
+    let admitted = match state.webhooks.admit(&call).await {
+        Ok(admitted) => admitted,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    if let Err(err) = read_data(&state, &mut call, body_kind) {
+        return err.into_response();
     }
+    answer(&state, admitted, &call, sync).await
 }
 
-/// Parses the request into a [`WebhookCall`], and whether the caller asked to wait.
+/// Reads the request into a [`WebhookCall`] whose POST body is not parsed yet (its data is
+/// `null`), whether the caller asked to wait, and the kind of its body (POST only).
 async fn read_call(
     state: &AppState,
     address: Option<String>,
     flow_id: String,
     path_suffix: Option<String>,
     request: Request,
-) -> Result<(WebhookCall, bool), ApiError> {
+) -> Result<(WebhookCall, bool, Option<BodyKind>), ApiError> {
     let request_id = request_id::of_request(&request);
     let (parts, body) = request.into_parts();
     let method = match parts.method {
@@ -183,18 +195,19 @@ async fn read_call(
     let sync =
         matches!(query.get("sync"), Some(Value::String(s)) if s.eq_ignore_ascii_case("true") || s == "1");
     let url = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_string(), |pq| pq.to_string());
-    let (raw_body, data) = if method == WebhookMethod::Post {
+    let (raw_body, data, body_kind) = if method == WebhookMethod::Post {
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        // The header alone answers 415; the body is parsed once the call is admitted.
+        let kind = BodyKind::of(content_type.as_deref())?;
         let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(|rejection| body_rejection(rejection.status(), rejection.body_text()))?;
-        let data = parse_body(content_type.as_deref(), &bytes)?;
-        (bytes.to_vec(), data)
+        (bytes.to_vec(), Value::Null, Some(kind))
     } else {
-        (Vec::new(), Value::Object(query.clone()))
+        (Vec::new(), Value::Object(query.clone()), None)
     };
     let call = WebhookCall {
         flow_id,
@@ -208,12 +221,25 @@ async fn read_call(
         request_id,
         address,
     };
-    Ok((call, sync))
+    Ok((call, sync, body_kind))
 }
 
-async fn answer(state: &AppState, call: &WebhookCall, sync: bool) -> Response {
-    let accepted =
-        if sync { state.webhooks.accept_sync(call).await } else { state.webhooks.accept(call).await };
+/// Sets the data of an admitted call: its POST body of `kind` parsed, else (GET, HEAD) its
+/// query, each held to the nesting limit.
+fn read_data(state: &AppState, call: &mut WebhookCall, kind: Option<BodyKind>) -> Result<(), ApiError> {
+    let limits = &state.config.limits;
+    match kind {
+        Some(kind) => call.data = read_body(kind, &call.raw_body, limits)?,
+        None if value_exceeds(&call.data, limits.max_depth) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, limits.body_too_deep()));
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+async fn answer(state: &AppState, admitted: AdmittedCall, call: &WebhookCall, sync: bool) -> Response {
+    let accepted = state.webhooks.accept_admitted(admitted, call, sync).await;
     let accepted = match accepted {
         Ok(accepted) => accepted,
         Err(err) => return ApiError::from(err).into_response(),

@@ -130,26 +130,79 @@ async fn unknown_or_inactive_flows_are_404() {
 
 #[tokio::test]
 async fn bad_bodies_are_refused_before_anything_is_stored() {
-    // No expectations on the ports: a lookup or an insert would fail the test.
+    // A content type no parser takes is refused on the header alone: no lookup (the ports
+    // have no expectations, so one would fail the test).
     let id = flow_domain::ids::FlowId::new();
+    let cases = [(None, crate::MISSING_CONTENT_TYPE), (Some("image/png"), crate::UNSUPPORTED_CONTENT_TYPE)];
+    for (content_type, message) in cases {
+        let answer = send(app(Ports::default()), post(&format!("/webhooks/{id}"), content_type, "{}")).await;
+        assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type:?}");
+        assert_eq!(answer.body["errors"][0]["code"], 415);
+        assert_eq!(answer.body["errors"][0]["message"], message);
+    }
+    // A malformed or too deep body of an active flow: 400, and no insert expectation.
+    let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
     let cases = [
-        (None, "{}", StatusCode::UNSUPPORTED_MEDIA_TYPE, Some(crate::MISSING_CONTENT_TYPE)),
-        (Some("image/png"), "x", StatusCode::UNSUPPORTED_MEDIA_TYPE, Some(crate::UNSUPPORTED_CONTENT_TYPE)),
-        (Some("application/json"), "{nope", StatusCode::BAD_REQUEST, None),
-        (Some("application/xml"), "<a><b></a>", StatusCode::BAD_REQUEST, None),
+        ("application/json", "{nope", "Malformed JSON"),
+        ("application/xml", "<a><b></a>", "Malformed XML"),
+        (
+            "application/json",
+            deep.as_str(),
+            "Body nesting is deeper than 64 levels (FLOWMATE_MAX_BODY_DEPTH).",
+        ),
     ];
-    for (content_type, body, status, message) in cases {
-        let answer = send(app(Ports::default()), post(&format!("/webhooks/{id}"), content_type, body)).await;
-        assert_eq!(answer.status, status, "{content_type:?}");
-        assert_eq!(answer.body["errors"][0]["code"], status.as_u16());
-        if let Some(message) = message {
-            assert_eq!(answer.body["errors"][0]["message"], message);
-        }
+    for (content_type, body, message) in cases {
+        let mut ports = Ports::default();
+        let id = with_active_flow(&mut ports);
+        let answer = send(app(ports), post(&format!("/webhooks/{id}"), Some(content_type), body)).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+        let text = answer.body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(text.starts_with(message), "{text}");
     }
     let small =
         Ports { config: HttpConfig { body_limit_bytes: 16, ..HttpConfig::default() }, ..Ports::default() };
     let large = send(app(small), post(&format!("/webhooks/{id}"), Some("text/plain"), &"x".repeat(64))).await;
     assert_eq!(large.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_body_is_parsed_only_for_a_flow_that_takes_it() {
+    // Malformed and too deep bodies sent to an unknown or inactive flow are never parsed:
+    // the answer is the flow's 404, not the body's 400.
+    let deep = format!("{}{}", "<a>".repeat(1_000), "</a>".repeat(1_000));
+    for (content_type, body) in [("application/json", "{nope"), ("application/xml", deep.as_str())] {
+        let mut ports = Ports::default();
+        ports.flows.expect_get_shared().returning(|_| Ok(None));
+        let unknown = flow_domain::ids::FlowId::new();
+        let answer = send(app(ports), post(&format!("/webhooks/{unknown}"), Some(content_type), body)).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{content_type}");
+        let mut ports = Ports::default();
+        let inactive = flow("inactive", json!({}));
+        let id = inactive.id.to_string();
+        ports.flows.expect_get_shared().returning(move |_| Ok(Some(Arc::new(inactive.clone()))));
+        let answer = send(app(ports), post(&format!("/webhooks/{id}"), Some(content_type), body)).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{content_type}");
+    }
+}
+
+#[tokio::test]
+async fn get_data_is_held_to_the_nesting_limit() {
+    // Query data nests two deep at most (a repeated key is an array).
+    let mut ports = Ports {
+        config: HttpConfig {
+            limits: flow_domain::limits::Limits { max_depth: 1, ..Default::default() },
+            ..HttpConfig::default()
+        },
+        ..Ports::default()
+    };
+    let id = with_active_flow(&mut ports);
+    let answer =
+        send(app(ports), Request::get(format!("/hook/{id}?w=a&w=b")).body(Body::empty()).expect("req")).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.body["errors"][0]["message"],
+        "Body nesting is deeper than 1 levels (FLOWMATE_MAX_BODY_DEPTH)."
+    );
 }
 
 /// Ports whose active flow accepts a call and whose stored execution then reads as `finished`.

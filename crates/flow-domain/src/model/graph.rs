@@ -95,9 +95,11 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// The node with no incoming edge (validation guarantees there is exactly one).
+    /// The node with no incoming edge (validation guarantees there is exactly one); linear in
+    /// the nodes and edges.
     pub fn trigger(&self) -> Option<&Node> {
-        self.nodes.iter().find(|n| !self.edges.iter().any(|e| e.target == n.id))
+        let targets: std::collections::HashSet<&str> = self.edges.iter().map(|e| e.target.as_str()).collect();
+        self.nodes.iter().find(|n| !targets.contains(n.id.as_str()))
     }
     /// The node with id `id`.
     pub fn node(&self, id: &str) -> Option<&Node> {

@@ -8,6 +8,7 @@ use crate::error::{FieldError, PortError, ServiceError, ServiceResult};
 use crate::event::{Event, names};
 use crate::ids::FlowId;
 use crate::lifecycle::{LifecycleInput, transition};
+use crate::limits::Limits;
 use crate::model::{Flow, FlowStatus};
 use crate::permission::Permission;
 use crate::ports::FlowRepository;
@@ -30,12 +31,25 @@ pub struct FlowService {
     /// Where `GET /flows/{id}` reads: the store itself, or a cache in front of it.
     reads: Arc<dyn FlowRepository>,
     clock: Arc<dyn Clock>,
+    limits: Limits,
 }
 
 impl FlowService {
-    /// A service over the flow store.
+    /// A service over the flow store, with the default [`Limits`].
     pub fn new(flows: Arc<dyn FlowRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { reads: flows.clone(), flows, clock }
+        Self { reads: flows.clone(), flows, clock, limits: Limits::default() }
+    }
+
+    /// Validates flow documents within `limits` (nesting depth, node count).
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits flow (and template) documents are validated within.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// `GET /flows/{id}` reads through `reads` (a [`crate::cache::FlowCache`] reader whose
@@ -86,7 +100,7 @@ impl FlowService {
     /// Validates `body` as a new flow owned by `actor`; used by create and template generation.
     pub(crate) fn build_new(&self, actor: &Actor, body: &Value) -> ServiceResult<Flow> {
         let mut errors: Vec<FieldError> = Vec::new();
-        let doc = parse_flow_document(body);
+        let doc = parse_flow_document(body, &self.limits);
         let doc = match doc {
             Ok(doc) => Some(doc),
             Err(e) => {
@@ -189,7 +203,7 @@ impl FlowService {
         if let Some(Value::Object(settings)) = merged.get_mut("flowSettings") {
             super::webhook_auth::keep_secret(&flow.spec.flow_settings, settings);
         }
-        let doc = match parse_flow_document(&Value::Object(merged)) {
+        let doc = match parse_flow_document(&Value::Object(merged), &self.limits) {
             Ok(doc) => Some(doc),
             Err(e) => {
                 errors.extend(e);

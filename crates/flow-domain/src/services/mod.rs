@@ -30,7 +30,7 @@ pub use retention::{ExecutionPurge, RetentionConfig};
 pub use templates::TemplateService;
 pub use throttle::{LoginThrottle, ThrottleConfig};
 pub use users::{TenantService, UserService};
-pub use webhooks::{WebhookAccepted, WebhookCall, WebhookMethod, WebhookService};
+pub use webhooks::{AdmittedCall, WebhookAccepted, WebhookCall, WebhookMethod, WebhookService};
 
 use crate::error::ServiceError;
 use crate::validate::Errors;

@@ -60,7 +60,7 @@ impl TemplateService {
     /// `Forbidden`, `Validation`.
     pub async fn create(&self, actor: &Actor, body: &Value) -> ServiceResult<Template> {
         actor.require(Permission::TemplatesWrite)?;
-        let doc = parse_template_document(body).map_err(ServiceError::Validation)?;
+        let doc = parse_template_document(body, self.flows.limits()).map_err(ServiceError::Validation)?;
         let (tenant, owners) =
             ownership::resolve(actor, doc.tenant, doc.owners, None).map_err(ServiceError::Validation)?;
         let now = self.clock.now();
@@ -130,7 +130,8 @@ impl TemplateService {
         if let Some(Value::Object(settings)) = merged.get_mut("flowSettings") {
             super::webhook_auth::keep_secret(&template.spec.flow_settings, settings);
         }
-        let doc = parse_template_document(&Value::Object(merged)).map_err(ServiceError::Validation)?;
+        let doc = parse_template_document(&Value::Object(merged), self.flows.limits())
+            .map_err(ServiceError::Validation)?;
         let (tenant, owners) = ownership::resolve(actor, doc.tenant, doc.owners, Some(template.tenant))
             .map_err(ServiceError::Validation)?;
         let now = self.clock.now();

@@ -6,6 +6,7 @@ use crate::actor::Actor;
 use crate::error::{PortError, ServiceError};
 use crate::event::names;
 use crate::ids::{FlowId, TenantId, UserId};
+use crate::limits::Limits;
 use crate::model::{Flow, FlowStatus, Owner, Template, TemplateStatus, User, UserStatus};
 use crate::permission::{Permission, PermissionSet};
 use crate::ports::{
@@ -37,7 +38,9 @@ fn flow_doc() -> Value {
 }
 
 fn flow_of(tenant: TenantId, status: FlowStatus, clock: &dyn Clock) -> Flow {
-    let spec = parse_flow_document(&flow_doc()).map(|d| d.spec).unwrap_or_else(|e| panic!("{e:?}"));
+    let spec = parse_flow_document(&flow_doc(), &Limits::default())
+        .map(|d| d.spec)
+        .unwrap_or_else(|e| panic!("{e:?}"));
     Flow {
         id: FlowId::new(),
         spec,

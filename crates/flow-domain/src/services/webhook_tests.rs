@@ -10,6 +10,7 @@ use super::webhooks::{WebhookCall, WebhookMethod, WebhookService};
 use crate::error::ServiceError;
 use crate::event::names;
 use crate::ids::{FlowId, TenantId, TokenId, UserId};
+use crate::limits::Limits;
 use crate::model::{AccessToken, Execution, ExecutionStatus, Flow, FlowStatus, Owner, User, UserStatus};
 use crate::permission::Permission;
 use crate::ports::{
@@ -36,7 +37,8 @@ fn flow(status: FlowStatus, settings: Value, owner: UserId, tenant: TenantId) ->
         "flowSettings": settings,
         "graph": {"nodes": [{"id": "a", "componentId": "webhook", "function": "receive"}]}
     });
-    let spec = parse_flow_document(&doc).map(|d| d.spec).unwrap_or_else(|e| panic!("{e:?}"));
+    let spec =
+        parse_flow_document(&doc, &Limits::default()).map(|d| d.spec).unwrap_or_else(|e| panic!("{e:?}"));
     let now = clock().now();
     Flow { status, revision: 1, ..Flow::new(spec, Some(tenant), vec![Owner::user(owner.0)], now) }
 }

@@ -2,6 +2,11 @@
 //! the flow's settings require, and durably record a queued execution with its `flow.execute`
 //! event (once per idempotency key within 24 hours) before anything is answered.
 //!
+//! A call is taken in two steps so that its body is read only for a flow that will take it:
+//! [`WebhookService::admit`] finds the flow and checks the caller, then the adapter parses the
+//! body into the call's data and [`WebhookService::accept_admitted`] records it. Anonymous input
+//! sent to an unknown, inactive or protected flow is never parsed.
+//!
 //! A synchronous call (`?sync=true`) to a flow the [`InlineRunner`] can run (every node free of
 //! outside effects and waiting) is run in the calling process instead, and the ended execution,
 //! with all its steps, is stored once before the answer: no event, no worker, no polling.
@@ -69,7 +74,8 @@ pub struct WebhookCall {
     pub query: Map<String, Value>,
     /// The body as received (signatures are computed over it).
     pub raw_body: Vec<u8>,
-    /// The message data: the parsed body (POST) or the query (GET).
+    /// The message data: the parsed body (POST) or the query (GET). [`WebhookService::admit`]
+    /// does not read it, so an adapter may parse the body only once the call is admitted.
     pub data: Value,
     /// The request id (`x-request-id`, or generated).
     pub request_id: String,
@@ -94,6 +100,15 @@ pub struct WebhookAccepted {
     pub repeated: bool,
     /// The execution, already ended and stored, when a synchronous call ran it inline.
     pub ended: Option<Execution>,
+}
+
+/// A call whose flow exists, is active and accepts its caller: what
+/// [`WebhookService::admit`] found, for [`WebhookService::accept_admitted`] of the same call.
+#[derive(Debug)]
+pub struct AdmittedCall {
+    flow: Arc<Flow>,
+    /// The signature to use as idempotency key, for a call authenticated by a body HMAC.
+    signed_key: Option<String>,
 }
 
 /// The 404 for a flow that is unknown, malformed or not active.
@@ -163,10 +178,37 @@ impl WebhookService {
     }
 
     async fn accept_with(&self, call: &WebhookCall, wait: bool) -> ServiceResult<WebhookAccepted> {
+        let admitted = self.admit(call).await?;
+        self.accept_admitted(admitted, call, wait).await
+    }
+
+    /// The first step of a call: the flow must exist and be active, and the caller must pass
+    /// the flow's authentication. Nothing is read from the call's `data`.
+    ///
+    /// # Errors
+    /// `NotFound` when the flow is unknown, malformed or not active (in the same time for each:
+    /// no body is parsed for any of them); `Forbidden` when the caller fails authentication.
+    pub async fn admit(&self, call: &WebhookCall) -> ServiceResult<AdmittedCall> {
         let flow = self.active_flow(&call.flow_id).await?;
         let settings = WebhookSettings::from_flow_settings(&flow.spec.flow_settings);
         let signed_key =
             if settings.require_auth { self.authorize(&flow, &settings, call).await? } else { None };
+        Ok(AdmittedCall { flow, signed_key })
+    }
+
+    /// The second step of `call`, admitted by [`WebhookService::admit`], with its data now
+    /// read: as [`WebhookService::accept`], or [`WebhookService::accept_sync`] when `wait`.
+    /// `HEAD` records nothing.
+    ///
+    /// # Errors
+    /// As [`WebhookService::accept`], but for the lookup and the caller's authentication.
+    pub async fn accept_admitted(
+        &self,
+        admitted: AdmittedCall,
+        call: &WebhookCall,
+        wait: bool,
+    ) -> ServiceResult<WebhookAccepted> {
+        let AdmittedCall { flow, signed_key } = admitted;
         if call.method == WebhookMethod::Head {
             return Ok(WebhookAccepted {
                 request_id: call.request_id.clone(),

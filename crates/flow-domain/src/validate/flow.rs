@@ -1,9 +1,10 @@
 //! The flow document of `POST /flows`, `PATCH /flows/{id}` and template generation.
 
 use super::graph::parse_graph;
-use super::{Errors, as_object, opt_object, opt_string, parse_cron, reject_unknown, req_string};
+use super::{Errors, as_object, check_depth, opt_object, opt_string, parse_cron, reject_unknown, req_string};
 use crate::error::FieldError;
 use crate::ids::{TenantId, parse_uuid};
+use crate::limits::Limits;
 use crate::model::{FlowSpec, FlowStatus, FlowType, Owner, OwnerType};
 use serde_json::{Map, Value};
 
@@ -36,15 +37,19 @@ pub fn check_flow_keys(body: &Map<String, Value>, errors: &mut Errors) {
     reject_unknown(body, &allowed, "", errors);
 }
 
-/// Parses a whole flow document, reporting every problem.
+/// Parses a whole flow document within `limits`, reporting every problem.
 ///
 /// # Errors
-/// Every rule of SPEC §4 that the document breaks, each with its field path.
-pub fn parse_flow_document(doc: &Value) -> Result<FlowDocument, Vec<FieldError>> {
+/// Every rule of SPEC §4 that the document breaks, each with its field path; a document nested
+/// deeper than the limit is refused for that alone (at each top-level field too deep).
+pub fn parse_flow_document(doc: &Value, limits: &Limits) -> Result<FlowDocument, Vec<FieldError>> {
     let mut errors = Errors::default();
     let Some(obj) = as_object(doc, "flow", &mut errors) else { return Err(errors.0) };
+    if !check_depth(obj, limits, &mut errors) {
+        return Err(errors.0);
+    }
     check_flow_keys(obj, &mut errors);
-    let spec = parse_spec(obj, &mut errors);
+    let spec = parse_spec(obj, limits, &mut errors);
     let owners = parse_owners(obj.get("owners"), &mut errors);
     let tenant = parse_tenant(obj.get("tenant"), &mut errors);
     let status = obj.get("status").cloned();
@@ -59,7 +64,7 @@ pub fn status_matches(sent: &Value, current: FlowStatus) -> bool {
     sent.is_null() || sent.as_str() == Some(current.as_str())
 }
 
-fn parse_spec(obj: &Map<String, Value>, errors: &mut Errors) -> Option<FlowSpec> {
+fn parse_spec(obj: &Map<String, Value>, limits: &Limits, errors: &mut Errors) -> Option<FlowSpec> {
     let name = req_string(obj, "name", "", "Flows require a name.", errors);
     let description = opt_string(obj, "description", "", errors);
     let flow_type = match obj.get("type") {
@@ -83,7 +88,7 @@ fn parse_spec(obj: &Map<String, Value>, errors: &mut Errors) -> Option<FlowSpec>
     for (field, message) in crate::services::webhook_auth::check_settings(&flow_settings) {
         errors.add(field, message);
     }
-    let graph = parse_graph(obj.get("graph"), errors);
+    let graph = parse_graph(obj.get("graph"), limits, errors);
     Some(FlowSpec { name: name?, description, flow_type, cron, graph: graph?, flow_settings })
 }
 
@@ -157,7 +162,7 @@ mod tests {
     use serde_json::json;
 
     fn messages(doc: Value) -> Vec<(Option<String>, String)> {
-        match parse_flow_document(&doc) {
+        match parse_flow_document(&doc, &Limits::default()) {
             Ok(_) => vec![],
             Err(errors) => errors.into_iter().map(|e| (e.field, e.message)).collect(),
         }
@@ -175,7 +180,7 @@ mod tests {
                 "edges": [{"source": "a", "target": "b", "config": {"condition": ".data.ok", "mapper": {}}}]
             }
         });
-        let parsed = parse_flow_document(&doc).expect("valid");
+        let parsed = parse_flow_document(&doc, &Limits::default()).expect("valid");
         assert_eq!(parsed.spec.graph.trigger().map(|n| n.id.as_str()), Some("a"));
         assert_eq!(parsed.spec.graph.edges[0].config.mapper, None);
     }
@@ -235,7 +240,108 @@ mod tests {
         assert!(messages(g(vec![node(&long)], json!([]))).iter().any(|(_, m)| m.contains("at most 30")));
     }
 
+    fn chain(n: usize) -> Value {
+        let nodes: Vec<Value> =
+            (0..n).map(|i| json!({"id": format!("n{i}"), "componentId": "c", "function": "f"})).collect();
+        let edges: Vec<Value> =
+            (1..n).map(|i| json!({"source": format!("n{}", i - 1), "target": format!("n{i}")})).collect();
+        json!({"name": "chain", "graph": {"nodes": nodes, "edges": edges}})
+    }
+
+    #[test]
+    fn graphs_are_held_to_the_node_limit() {
+        let limits = Limits { max_nodes: 5, ..Limits::default() };
+        assert!(parse_flow_document(&chain(5), &limits).is_ok());
+        let errors = parse_flow_document(&chain(6), &limits).err().unwrap_or_default();
+        assert_eq!(
+            errors,
+            vec![FieldError::at(
+                "graph.nodes",
+                "A flow has at most 5 nodes (FLOWMATE_MAX_NODES); this one has 6."
+            )]
+        );
+        // A long chain validates in linear time (a quadratic check took seconds at 40,000).
+        let unbounded = Limits { max_nodes: usize::MAX, ..Limits::default() };
+        assert!(parse_flow_document(&chain(40_000), &unbounded).is_ok());
+        let mut cyclic = chain(40_000);
+        if let Some(edges) = cyclic["graph"]["edges"].as_array_mut() {
+            edges.push(json!({"source": "n39999", "target": "n0"}));
+        }
+        let errors = parse_flow_document(&cyclic, &unbounded).err().unwrap_or_default();
+        assert!(errors.iter().any(|e| e.message.contains("cycle")), "{errors:?}");
+    }
+
+    #[test]
+    fn documents_are_held_to_the_depth_limit() {
+        let limits = Limits { max_depth: 8, ..Limits::default() };
+        // Document, graph, nodes, node, fields: 5 levels before the field's own.
+        let with_field = |value: Value| {
+            let mut doc = chain(2);
+            doc["graph"]["nodes"][1]["fields"] = json!({ "x": value });
+            doc
+        };
+        assert!(parse_flow_document(&with_field(json!([[[1]]])), &limits).is_ok());
+        let errors = parse_flow_document(&with_field(json!([[[[1]]]])), &limits).err().unwrap_or_default();
+        assert_eq!(errors, vec![FieldError::at("graph", limits.document_too_deep())]);
+        let mut settings = chain(1);
+        settings["flowSettings"] = json!({"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": 1}}}}}}}});
+        let errors = parse_flow_document(&settings, &limits).err().unwrap_or_default();
+        assert_eq!(errors, vec![FieldError::at("flowSettings", limits.document_too_deep())]);
+        let template = crate::validate::template::parse_template_document(&settings, &limits);
+        assert_eq!(template.err(), Some(vec![FieldError::at("flowSettings", limits.document_too_deep())]));
+        let mut template = chain(6);
+        template["name"] = json!("t");
+        let refused =
+            crate::validate::template::parse_template_document(&template, &Limits { max_nodes: 5, ..limits });
+        assert!(
+            refused.is_err_and(|errors| errors.iter().any(|e| e.field.as_deref() == Some("graph.nodes")))
+        );
+    }
+
+    /// Whether `n` nodes with `edges` (pairs of node numbers) form a valid graph, by plain
+    /// means: the transitive closure for cycles, a count of nodes without incoming edges.
+    fn valid_by_reference(n: usize, edges: &[(usize, usize)]) -> bool {
+        if n == 0 || (n > 1 && edges.is_empty()) {
+            return false;
+        }
+        let mut reaches = vec![vec![false; n]; n];
+        for (s, t) in edges {
+            reaches[*s][*t] = true;
+        }
+        for k in 0..n {
+            for i in 0..n {
+                for j in 0..n {
+                    reaches[i][j] |= reaches[i][k] && reaches[k][j];
+                }
+            }
+        }
+        let acyclic = (0..n).all(|i| !reaches[i][i]);
+        acyclic && (0..n).filter(|node| !edges.iter().any(|(_, t)| t == node)).count() == 1
+    }
+
     proptest! {
+        /// Any graph is accepted exactly when the plain reference accepts it.
+        #[test]
+        fn graph_rules_agree_with_a_plain_reference(
+            n in 0usize..9,
+            raw_edges in prop::collection::vec((0usize..9, 0usize..9), 0..14),
+        ) {
+            let edges: Vec<(usize, usize)> =
+                raw_edges.into_iter().filter(|(s, t)| *s < n && *t < n).collect();
+            let nodes: Vec<Value> =
+                (0..n).map(|i| json!({"id": format!("n{i}"), "componentId": "c", "function": "f"})).collect();
+            let edge_docs: Vec<Value> =
+                edges.iter().map(|(s, t)| json!({"source": format!("n{s}"), "target": format!("n{t}")})).collect();
+            let doc = json!({"name": "g", "graph": {"nodes": nodes, "edges": edge_docs}});
+            let verdict = parse_flow_document(&doc, &Limits::default());
+            prop_assert_eq!(verdict.is_ok(), valid_by_reference(n, &edges), "{:?} {:?}", edges, verdict);
+            if let Ok(parsed) = verdict {
+                let trigger = parsed.spec.graph.trigger().map(|node| node.id.clone());
+                let roots: Vec<String> = (0..n).filter(|i| !edges.iter().any(|(_, t)| t == i)).map(|i| format!("n{i}")).collect();
+                prop_assert_eq!(trigger, roots.first().cloned());
+            }
+        }
+
         /// A chain of n valid nodes always validates; removing any required key of any node
         /// yields exactly one error at that node's path.
         #[test]
@@ -243,13 +349,13 @@ mod tests {
             let nodes: Vec<Value> = (0..n).map(|i| json!({"id": format!("n{i}"), "componentId": "c", "function": "f"})).collect();
             let edges: Vec<Value> = (1..n).map(|i| json!({"source": format!("n{}", i - 1), "target": format!("n{i}")})).collect();
             let doc = json!({"name": "chain", "graph": {"nodes": nodes.clone(), "edges": edges.clone()}});
-            prop_assert!(parse_flow_document(&doc).is_ok());
+            prop_assert!(parse_flow_document(&doc, &Limits::default()).is_ok());
             let victim = victim % n;
             let key = ["id", "componentId", "function"][key];
             let mut broken = nodes;
             broken[victim].as_object_mut().map(|o| o.remove(key));
             let doc = json!({"name": "chain", "graph": {"nodes": broken, "edges": edges}});
-            let errs = parse_flow_document(&doc).err().unwrap_or_default();
+            let errs = parse_flow_document(&doc, &Limits::default()).err().unwrap_or_default();
             let wanted = format!("graph.nodes[{victim}].{key}");
             prop_assert!(errs.iter().any(|e| e.field.as_deref() == Some(wanted.as_str())), "{:?}", errs);
         }

@@ -1,10 +1,14 @@
-//! Graph rules of SPEC §4: nodes, edges, references, acyclicity, one trigger, jq compiles.
+//! Graph rules of SPEC §4: nodes, edges, references, acyclicity, one trigger, jq compiles, and
+//! at most [`Limits::max_nodes`] nodes (SPEC §10). Every check is linear in the nodes and edges
+//! (lookups by hashing, an iterative topological sort), so a large graph costs no more than
+//! its size.
 
 use super::{Errors, opt_object, opt_string, path, reject_unknown, req_string};
 use crate::expr::JqProgram;
+use crate::limits::Limits;
 use crate::model::{Edge, EdgeConfig, Graph, Node};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 const NODE_FIELDS: &[&str] =
     &["id", "componentId", "function", "name", "description", "credentials_id", "fields", "nodeSettings"];
@@ -14,8 +18,9 @@ const EDGE_CONFIG_FIELDS: &[&str] = &["condition", "mapper"];
 /// Longest node id allowed.
 pub const MAX_NODE_ID_LEN: usize = 30;
 
-/// Parses and validates a graph at `graph`; `None` when it is unusable.
-pub(crate) fn parse_graph(value: Option<&Value>, errors: &mut Errors) -> Option<Graph> {
+/// Parses and validates a graph at `graph`; `None` when it is unusable (or has more nodes than
+/// `limits` allow: its nodes are then not looked at).
+pub(crate) fn parse_graph(value: Option<&Value>, limits: &Limits, errors: &mut Errors) -> Option<Graph> {
     let obj = match value {
         None | Some(Value::Null) => {
             errors.add("graph", "Flows require a graph.");
@@ -28,6 +33,9 @@ pub(crate) fn parse_graph(value: Option<&Value>, errors: &mut Errors) -> Option<
         }
     };
     reject_unknown(obj, &["nodes", "edges"], "graph", errors);
+    if !check_node_count(obj, limits, errors) {
+        return None;
+    }
     let nodes = match obj.get("nodes") {
         Some(Value::Array(items)) => {
             items.iter().enumerate().filter_map(|(i, n)| parse_node(i, n, errors)).collect::<Vec<_>>()
@@ -136,24 +144,41 @@ fn parse_edge_config(edge: &Map<String, Value>, prefix: &str, errors: &mut Error
     EdgeConfig { condition, mapper }
 }
 
+/// Whether the `nodes` of the graph object `graph` are within `limits`; reports them at
+/// `graph.nodes` when they are not. Also used for templates' graphs.
+pub(crate) fn check_node_count(graph: &Map<String, Value>, limits: &Limits, errors: &mut Errors) -> bool {
+    let count = graph.get("nodes").and_then(Value::as_array).map_or(0, Vec::len);
+    if count > limits.max_nodes {
+        errors.add("graph.nodes", limits.too_many_nodes(count));
+        return false;
+    }
+    true
+}
+
 /// Unique ids, edges naming existing nodes, no cycle, exactly one trigger.
 fn check_structure(graph: &Graph, errors: &mut Errors) {
-    let mut seen = HashSet::new();
+    // Node ids to their positions (the first one, for a repeated id).
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(graph.nodes.len());
     for (i, node) in graph.nodes.iter().enumerate() {
-        if !node.id.is_empty() && !seen.insert(node.id.as_str()) {
+        if node.id.is_empty() {
+            continue;
+        }
+        if index.contains_key(node.id.as_str()) {
             errors.add(format!("graph.nodes[{i}].id"), format!("Node id \"{}\" is not unique.", node.id));
+        } else {
+            index.insert(node.id.as_str(), i);
         }
     }
     let mut references_ok = true;
     for (i, edge) in graph.edges.iter().enumerate() {
-        if !seen.contains(edge.source.as_str()) {
+        if !index.contains_key(edge.source.as_str()) {
             references_ok = false;
             errors.add(
                 format!("graph.edges[{i}].source"),
                 format!("Edge source with id \"{}\" could not be found among nodes.", edge.source),
             );
         }
-        if !seen.contains(edge.target.as_str()) {
+        if !index.contains_key(edge.target.as_str()) {
             references_ok = false;
             errors.add(
                 format!("graph.edges[{i}].target"),
@@ -164,16 +189,12 @@ fn check_structure(graph: &Graph, errors: &mut Errors) {
     if !references_ok || graph.nodes.is_empty() || graph.nodes.iter().any(|n| n.id.is_empty()) {
         return;
     }
-    if has_cycle(graph) {
+    let links = Links::of(graph, &index);
+    if links.has_cycle() {
         errors.add("graph", "The graph must not contain a cycle.");
         return;
     }
-    let triggers: Vec<&str> = graph
-        .nodes
-        .iter()
-        .filter(|n| !graph.edges.iter().any(|e| e.target == n.id))
-        .map(|n| n.id.as_str())
-        .collect();
+    let triggers: Vec<&str> = links.roots().map(|i| graph.nodes[i].id.as_str()).collect();
     if triggers.len() != 1 {
         errors.add(
             "graph",
@@ -186,24 +207,52 @@ fn check_structure(graph: &Graph, errors: &mut Errors) {
     }
 }
 
-/// Kahn's algorithm: a cycle leaves nodes with incoming edges unvisited.
-fn has_cycle(graph: &Graph) -> bool {
-    let mut indegree: HashMap<&str, usize> = graph.nodes.iter().map(|n| (n.id.as_str(), 0)).collect();
-    for edge in &graph.edges {
-        *indegree.entry(edge.target.as_str()).or_default() += 1;
+/// The edges of a graph whose every edge names known nodes, by node position: the targets
+/// of each node and the number of edges entering it. A repeated node id stands for its first
+/// node; the later ones are left out.
+struct Links {
+    targets: Vec<Vec<usize>>,
+    indegree: Vec<usize>,
+    /// Whether each node is the first with its id.
+    first: Vec<bool>,
+}
+
+impl Links {
+    fn of(graph: &Graph, index: &HashMap<&str, usize>) -> Self {
+        let count = graph.nodes.len();
+        let first =
+            graph.nodes.iter().enumerate().map(|(i, n)| index.get(n.id.as_str()) == Some(&i)).collect();
+        let mut links = Self { targets: vec![Vec::new(); count], indegree: vec![0; count], first };
+        for edge in &graph.edges {
+            if let (Some(&source), Some(&target)) =
+                (index.get(edge.source.as_str()), index.get(edge.target.as_str()))
+            {
+                links.targets[source].push(target);
+                links.indegree[target] += 1;
+            }
+        }
+        links
     }
-    let mut ready: Vec<&str> = indegree.iter().filter(|(_, d)| **d == 0).map(|(id, _)| *id).collect();
-    let mut visited = 0;
-    while let Some(id) = ready.pop() {
-        visited += 1;
-        for edge in graph.edges.iter().filter(|e| e.source == id) {
-            if let Some(d) = indegree.get_mut(edge.target.as_str()) {
-                *d -= 1;
-                if *d == 0 {
-                    ready.push(edge.target.as_str());
+
+    /// The nodes no edge enters, in declaration order.
+    fn roots(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.indegree.len()).filter(|&i| self.first[i] && self.indegree[i] == 0)
+    }
+
+    /// Kahn's algorithm: a cycle leaves nodes with incoming edges unvisited.
+    fn has_cycle(&self) -> bool {
+        let mut indegree = self.indegree.clone();
+        let mut ready: Vec<usize> = self.roots().collect();
+        let mut visited = 0;
+        while let Some(node) = ready.pop() {
+            visited += 1;
+            for &target in &self.targets[node] {
+                indegree[target] -= 1;
+                if indegree[target] == 0 {
+                    ready.push(target);
                 }
             }
         }
+        visited != self.first.iter().filter(|first| **first).count()
     }
-    visited != indegree.len()
 }

@@ -8,6 +8,7 @@ pub mod identity;
 pub mod template;
 
 use crate::error::FieldError;
+use crate::limits::{Limits, value_depth};
 use serde_json::{Map, Value};
 
 /// The problems found so far.
@@ -49,6 +50,18 @@ pub(crate) fn as_object<'a>(
         errors.general(format!("The {what} must be a JSON object."));
     }
     obj
+}
+
+/// Whether the document `obj` nests no deeper than `limits` allow (the document itself is one
+/// level); reports each top-level field that goes deeper.
+pub(crate) fn check_depth(obj: &Map<String, Value>, limits: &Limits, errors: &mut Errors) -> bool {
+    let before = errors.0.len();
+    for (key, value) in obj {
+        if 1 + value_depth(value) > limits.max_depth {
+            errors.add(key.as_str(), limits.document_too_deep());
+        }
+    }
+    errors.0.len() == before
 }
 
 /// Reports every key of `obj` that is not in `allowed`.

@@ -1,9 +1,11 @@
 //! The template document of `POST /templates` and `PATCH /templates/{id}`.
 
 use super::flow::{parse_owners, parse_tenant};
-use super::{Errors, as_object, opt_object, opt_string, parse_cron, reject_unknown, req_string};
+use super::graph::check_node_count;
+use super::{Errors, as_object, check_depth, opt_object, opt_string, parse_cron, reject_unknown, req_string};
 use crate::error::FieldError;
 use crate::ids::TenantId;
+use crate::limits::Limits;
 use crate::model::{FlowType, Owner, TemplateSpec, TemplateStatus};
 use serde_json::{Map, Value};
 
@@ -30,14 +32,18 @@ pub fn check_template_keys(body: &Map<String, Value>, errors: &mut Errors) {
     reject_unknown(body, &allowed, "", errors);
 }
 
-/// Parses a whole template document. The graph must be an object with a `nodes` array; it is
-/// validated as a flow graph only on generation, since templates may leave parts open.
+/// Parses a whole template document within `limits`. The graph must be an object with a
+/// `nodes` array (at most `limits.max_nodes` of them); it is validated as a flow graph only on
+/// generation, since templates may leave parts open.
 ///
 /// # Errors
-/// Every problem found.
-pub fn parse_template_document(doc: &Value) -> Result<TemplateDocument, Vec<FieldError>> {
+/// Every problem found; a document nested deeper than the limit is refused for that alone.
+pub fn parse_template_document(doc: &Value, limits: &Limits) -> Result<TemplateDocument, Vec<FieldError>> {
     let mut errors = Errors::default();
     let Some(obj) = as_object(doc, "template", &mut errors) else { return Err(errors.0) };
+    if !check_depth(obj, limits, &mut errors) {
+        return Err(errors.0);
+    }
     check_template_keys(obj, &mut errors);
     let name = req_string(obj, "name", "", "Templates require a name.", &mut errors);
     let description = opt_string(obj, "description", "", &mut errors);
@@ -59,6 +65,7 @@ pub fn parse_template_document(doc: &Value) -> Result<TemplateDocument, Vec<Fiel
             if !g.get("nodes").is_some_and(Value::is_array) {
                 errors.add("graph.nodes", "nodes must be an array.");
             }
+            check_node_count(g, limits, &mut errors);
             Value::Object(g.clone())
         }
         None | Some(Value::Null) => {
