@@ -8,6 +8,7 @@
 //! the broker of `KAFKA_BOOTSTRAP`).
 
 pub mod proxy;
+pub mod real_binary;
 
 use axum::Router;
 use axum::body::Body;
@@ -367,7 +368,7 @@ impl TestApp {
 }
 
 /// A fresh PostgreSQL database for one application, dropped with it.
-struct PostgresDatabase {
+pub struct PostgresDatabase {
     name: String,
     url: String,
 }
@@ -393,7 +394,11 @@ fn postgres_server() -> String {
 }
 
 impl PostgresDatabase {
-    fn create() -> Self {
+    /// Creates `flowmate_suite_<random>` on the server of `FLOWMATE_TEST_POSTGRES_URL`.
+    ///
+    /// # Panics
+    /// When the database cannot be created.
+    pub fn create() -> Self {
         let name = format!("flowmate_suite_{}", uuid::Uuid::new_v4().simple());
         let server = postgres_server();
         let status = std::process::Command::new("psql")
@@ -403,6 +408,13 @@ impl PostgresDatabase {
         assert!(status.is_ok_and(|s| s.success()), "cannot create database {name} on {server}");
         let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_string();
         Self { url: format!("{base}/{name}"), name }
+    }
+}
+
+impl PostgresDatabase {
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 

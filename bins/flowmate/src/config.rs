@@ -3,6 +3,8 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use flow_domain::execution_lifecycle::AttemptLimit;
+use flow_domain::model::ProcessIdentity;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -156,9 +158,18 @@ pub struct Config {
     /// forever. The worker roles delete older ones every minute, oldest first.
     #[arg(long, env = "FLOWMATE_EXECUTION_RETENTION", default_value = crate::retention::Retention::DEFAULT, global = true)]
     pub execution_retention: crate::retention::Retention,
-    /// Times an execution is re-run after its worker was lost before it is failed.
-    #[arg(long, env = "FLOWMATE_EXECUTION_MAX_ATTEMPTS", default_value_t = 3, global = true)]
-    pub execution_max_attempts: u32,
+    /// Runs of one execution (each counted before it begins) before it is failed because the
+    /// process running it died each time (killed, crashed, out of memory): an execution that
+    /// kills its process is run at most this many times, never in a loop. At least 1.
+    #[arg(long, env = "FLOWMATE_EXECUTION_MAX_ATTEMPTS", default_value = "3", global = true)]
+    pub execution_max_attempts: AttemptLimit,
+    /// This process's name in execution leases and outbox claims: the same across restarts of
+    /// this process, different from every other process running at the same time. At start a
+    /// process takes over at once what its earlier run left (running executions, outbox
+    /// claims). Default: the host name and the listen address (a random name, so no takeover
+    /// at start, when listening on port 0).
+    #[arg(long, env = "FLOWMATE_WORKER_ID", global = true)]
+    pub worker_id: Option<String>,
     /// Longest wall-clock time, in milliseconds, a step's user program (jq, Rhai) may ask for
     /// with `limits.timeMs` (the default is 1,000 ms); past it the program is stopped and its
     /// step fails.
@@ -227,6 +238,16 @@ pub struct Config {
     pub kafka_properties: Vec<(String, String)>,
 }
 
+/// The host's name: the kernel's (Linux), else `HOSTNAME`, else `localhost`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// One `key=value` librdkafka property.
 fn parse_property(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -289,6 +310,17 @@ impl Config {
             Some(brokers) if !brokers.is_empty() => Bus::Kafka(brokers.to_string()),
             _ => Bus::InProcess,
         }
+    }
+
+    /// This process's identity in leases and outbox claims (see [`Config::worker_id`]).
+    pub fn process_identity(&self) -> ProcessIdentity {
+        if let Some(name) = self.worker_id.as_deref().map(str::trim).filter(|name| !name.is_empty()) {
+            return ProcessIdentity::new(name);
+        }
+        if self.listen.port() == 0 {
+            return ProcessIdentity::unique();
+        }
+        ProcessIdentity::new(&format!("{}/{}", host_name(), self.listen))
     }
 
     /// Checks the combination of settings this build supports.
@@ -371,6 +403,18 @@ mod tests {
         assert!(config(&["--max-body-depth", "101"]).validate().is_err());
         assert!(config(&["--max-body-depth", "0"]).validate().is_err());
         assert!(config(&["--max-nodes", "0"]).validate().is_err());
+    }
+
+    #[test]
+    fn attempts_and_the_process_name_are_read_from_flags() {
+        let c = config(&[]);
+        assert_eq!(c.execution_max_attempts, AttemptLimit::DEFAULT);
+        assert!(c.process_identity().name_prefix().ends_with("/127.0.0.1:3000#"));
+        let c = config(&["--execution-max-attempts", "5", "--worker-id", "worker-a"]);
+        assert_eq!(c.execution_max_attempts.get(), 5);
+        assert_eq!(c.process_identity().name_prefix(), "worker-a#");
+        assert!(config(&["--listen", "127.0.0.1:0"]).process_identity().name_prefix().starts_with("worker-"));
+        assert!(Cli::try_parse_from(["flowmate", "--execution-max-attempts", "0"]).is_err());
     }
 
     #[test]

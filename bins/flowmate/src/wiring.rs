@@ -14,6 +14,7 @@ use flow_domain::actor::Actor;
 use flow_domain::cache::FlowCache;
 use flow_domain::event::names;
 use flow_domain::ids::UserId;
+use flow_domain::model::ProcessIdentity;
 use flow_domain::permission::{Permission, PermissionSet};
 use flow_domain::ports::{ComponentCatalogue, InlineRunner};
 use flow_domain::services::{
@@ -29,7 +30,7 @@ use flow_engine::runtime::{LifecycleHandler, spawn_consumer, spawn_relay, spawn_
 use flow_engine::sandbox::{Sandbox, SandboxConfig};
 use flow_engine::{
     Catalogue, ComponentRegistry, ENGINE_CONSUMER, EXECUTOR_CONSUMER, Executor, ExecutorConfig, Scheduler,
-    spawn_recovery, spawn_scheduler,
+    spawn_leftover_recovery, spawn_recovery, spawn_scheduler,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,9 +139,12 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
         let every = Duration::from_secs((config.watchdog_deadline_secs / 4).clamp(1, 15));
         tasks.push(spawn_watchdog(watchdog, every, cancel.clone()));
     }
+    // Leases and outbox claims are held in the name of this process incarnation.
+    let process = config.process_identity();
+    tracing::info!(process = %process, "process identity");
     // Every role runs synchronous webhook calls to side-effect-free flows inline; only the
     // engine roles also consume `flow.execute`.
-    let executor = Arc::new(executor(config, &stores, clock.clone())?);
+    let executor = Arc::new(executor(config, &stores, clock.clone(), process.clone())?);
     let engine = if runs_engine {
         let orchestrator =
             Arc::new(Orchestrator::new(catalogue.clone(), stores.outbox.clone(), clock.clone()));
@@ -179,9 +183,12 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
         ));
         Some(executor.clone())
     } else {
+        // No recovery passes here, but what this process's inline runs left before a restart
+        // is handed back to the workers at once.
+        tasks.push(spawn_leftover_recovery(executor.clone(), Duration::from_secs(5), cancel.clone()));
         None
     };
-    tasks.push(spawn_relay(stores.outbox.clone(), buses.publisher.clone(), cancel.clone()));
+    tasks.push(spawn_relay(stores.outbox.clone(), buses.publisher.clone(), process, cancel.clone()));
     let metrics = crate::telemetry::metrics_handle();
     tasks.push(crate::telemetry::spawn_metrics_upkeep(metrics.clone(), cancel.clone()));
     let router = if serves_api {
@@ -198,7 +205,12 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
     Ok(App { router, first_admin, buses, executor: engine, grace, cancel, tasks })
 }
 
-fn executor(config: &Config, stores: &Stores, clock: Arc<dyn Clock>) -> anyhow::Result<Executor> {
+fn executor(
+    config: &Config,
+    stores: &Stores,
+    clock: Arc<dyn Clock>,
+    process: ProcessIdentity,
+) -> anyhow::Result<Executor> {
     let registry = ComponentRegistry::builtin(ComponentHttpConfig::default())
         .map_err(|err| anyhow::anyhow!("cannot build the HTTP client: {err}"))?
         .with_externals(stores.components.clone())
@@ -209,10 +221,13 @@ fn executor(config: &Config, stores: &Stores, clock: Arc<dyn Clock>) -> anyhow::
         Arc::new(registry),
         clock,
         ExecutorConfig {
+            process,
             lease: Duration::from_secs(config.execution_lease_secs.max(1)),
             max_concurrent: config.max_concurrent_executions.max(1),
             max_per_flow: config.max_concurrent_per_flow.max(1),
-            max_lease_attempts: config.execution_max_attempts,
+            max_attempts: config.execution_max_attempts,
+            // The in-process bus loses published `flow.execute` events with the process.
+            events_die_with_process: config.bus() == crate::config::Bus::InProcess,
             allow_private_networks: config.allow_private_networks,
             ..ExecutorConfig::default()
         },

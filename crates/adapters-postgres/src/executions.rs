@@ -6,7 +6,7 @@ use crate::error::{IDEMPOTENCY_KEY, port_error, unique_as};
 use crate::insert_batch::NewExecution;
 use crate::listing::Resource;
 use crate::rows::{
-    EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow,
+    EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow, decode_each,
     execution_insert_values, execution_values,
 };
 use crate::sql::{Arg, Filter, bind_args, millis, placeholders, q};
@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
+use flow_domain::execution_lifecycle::AttemptLimit;
 use flow_domain::ids::{ExecutionId, TenantId};
 use flow_domain::model::{Execution, ExecutionStatus};
 use flow_domain::ports::{ExecutionRepository, StepUsage};
@@ -87,15 +88,34 @@ async fn key_holder(tx: &mut Tx, execution: &Execution) -> Result<Option<Executi
 }
 
 /// One conditional statement: a concurrent claim of the same row waits for this one and then
-/// re-checks the condition on the updated row, so two claims never both succeed.
+/// re-checks the condition on the updated row, so two claims never both succeed. It counts the
+/// run it hands out (`attempts`), refusing once the limit is reached.
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE executions SET status = ?, lease_owner = ?, lease_until = ?, \
-         started_at = COALESCE(started_at, ?), revision = revision + 1 \
-         WHERE id = ? AND (status = ? OR (status = ? AND (lease_until IS NULL OR lease_until <= ?))) \
+         started_at = COALESCE(started_at, ?), attempts = attempts + 1, revision = revision + 1 \
+         WHERE id = ? AND attempts < ? \
+         AND (status = ? OR (status = ? AND (lease_until IS NULL OR lease_until <= ?))) \
          RETURNING {EXECUTION_COLUMNS}"
     )
 });
+
+/// Running executions leased by another incarnation of a process (the owner's prefix), in
+/// the order of their lease.
+static ORPHANED_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {EXECUTION_COLUMNS} FROM executions \
+         WHERE status = ? AND substr(lease_owner, 1, length(?)) = ? AND lease_owner <> ? \
+         ORDER BY lease_until, id LIMIT ?"
+    )
+});
+
+impl PostgresStore {
+    /// The executions of raw `rows`, each read alone (see `rows::decode_each`).
+    fn decode_executions(&self, rows: Vec<sqlx::postgres::PgRow>) -> Vec<Execution> {
+        decode_each(rows, "executions", "id", &self.unreadable, |row: ExecutionRow| Execution::try_from(row))
+    }
+}
 
 #[async_trait]
 impl ExecutionRepository for PostgresStore {
@@ -137,9 +157,8 @@ impl ExecutionRepository for PostgresStore {
             // Step ids are the keys of one JSON object: at most one matches per execution.
             filter.and("jsonb_exists(step_summary, ?)", [Arg::Text(step.clone())]);
         }
-        let page = EXECUTIONS.page::<ExecutionRow>(&self.pool, &filter, NEWEST_FIRST, query.page).await?;
-        let items = page.items.into_iter().map(Execution::try_from).collect::<Result<_, _>>()?;
-        Ok(Page { items, total: page.total })
+        let page = EXECUTIONS.page(&self.pool, &filter, NEWEST_FIRST, query.page).await?;
+        Ok(Page { items: self.decode_executions(page.items), total: page.total })
     }
 
     async fn claim(
@@ -148,6 +167,7 @@ impl ExecutionRepository for PostgresStore {
         worker: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        limit: AttemptLimit,
     ) -> Result<Option<Execution>, PortError> {
         let row = sqlx::query_as::<_, ExecutionRow>(q(&CLAIM_SQL))
             .bind(ExecutionStatus::Running.as_str())
@@ -155,6 +175,7 @@ impl ExecutionRepository for PostgresStore {
             .bind(millis(lease_until))
             .bind(millis(now))
             .bind(id.to_string())
+            .bind(i64::from(limit.get()))
             .bind(ExecutionStatus::Queued.as_str())
             .bind(ExecutionStatus::Running.as_str())
             .bind(millis(now))
@@ -185,14 +206,32 @@ impl ExecutionRepository for PostgresStore {
              WHERE status = ? AND lease_until IS NOT NULL AND lease_until <= ? \
              ORDER BY lease_until, id LIMIT ?"
         );
-        let rows = sqlx::query_as::<_, ExecutionRow>(q(&sql))
+        let rows = sqlx::query(q(&sql))
             .bind(ExecutionStatus::Running.as_str())
             .bind(millis(now))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(port_error)?;
-        rows.into_iter().map(Execution::try_from).collect()
+        Ok(self.decode_executions(rows))
+    }
+
+    async fn list_orphaned_leases(
+        &self,
+        owner_prefix: &str,
+        current_owner: &str,
+        limit: u32,
+    ) -> Result<Vec<Execution>, PortError> {
+        let rows = sqlx::query(q(&ORPHANED_SQL))
+            .bind(ExecutionStatus::Running.as_str())
+            .bind(owner_prefix.to_string())
+            .bind(owner_prefix.to_string())
+            .bind(current_owner.to_string())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(port_error)?;
+        Ok(self.decode_executions(rows))
     }
 
     async fn insert_idempotent(
@@ -240,14 +279,14 @@ impl ExecutionRepository for PostgresStore {
             "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ? AND created_at < ? \
              ORDER BY created_at, id LIMIT ?"
         );
-        let rows = sqlx::query_as::<_, ExecutionRow>(q(&sql))
+        let rows = sqlx::query(q(&sql))
             .bind(ExecutionStatus::Queued.as_str())
             .bind(millis(before))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(port_error)?;
-        rows.into_iter().map(Execution::try_from).collect()
+        Ok(self.decode_executions(rows))
     }
 
     async fn usage(

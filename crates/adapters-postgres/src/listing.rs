@@ -111,17 +111,14 @@ impl Resource {
     }
 
     /// One page of rows matching `filter` in `sort` order, and how many match in all, read in
-    /// one snapshot.
-    pub(crate) async fn page<R>(
+    /// one snapshot. The rows are raw: decode them one by one (`rows::decode_each`).
+    pub(crate) async fn page(
         &self,
         pool: &PgPool,
         filter: &Filter,
         sort: Sort,
         page: PageRequest,
-    ) -> Result<Page<R>, PortError>
-    where
-        R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
-    {
+    ) -> Result<Page<PgRow>, PortError> {
         let mut tx = pool.begin_with(READ_SNAPSHOT).await.map_err(port_error)?;
         let count = format!("SELECT COUNT(*) FROM {}{}", self.table, filter.where_sql());
         let total: i64 = bind_args!(sqlx::query_scalar(q(&count)), &filter.args)
@@ -135,7 +132,7 @@ impl Resource {
             filter.where_sql(),
             order_by(sort)
         );
-        let items = bind_args!(sqlx::query_as::<_, R>(q(&select)), &filter.args)
+        let items = bind_args!(sqlx::query(q(&select)), &filter.args)
             .bind(i64::from(page.size))
             .bind(int(page.offset()))
             .fetch_all(&mut *tx)
@@ -143,6 +140,18 @@ impl Resource {
             .map_err(port_error)?;
         tx.rollback().await.map_err(port_error)?;
         Ok(Page { items, total: u64::try_from(total).unwrap_or(0) })
+    }
+
+    /// Every row matching `filter`, oldest first (ties by id), raw: decode them one by one
+    /// (`rows::decode_each`).
+    pub(crate) async fn all_rows(&self, pool: &PgPool, filter: &Filter) -> Result<Vec<PgRow>, PortError> {
+        let select = format!(
+            "SELECT {} FROM {}{} ORDER BY created_at, id",
+            self.columns,
+            self.table,
+            filter.where_sql()
+        );
+        bind_args!(sqlx::query(q(&select)), &filter.args).fetch_all(pool).await.map_err(port_error)
     }
 
     /// Every row matching `filter`, oldest first (ties by id).

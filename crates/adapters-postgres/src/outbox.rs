@@ -12,6 +12,7 @@ use chrono::Utc;
 use flow_domain::error::PortError;
 use flow_domain::event::{Consumed, Event};
 use flow_domain::ports::{Outbox, StoredEvent};
+use sqlx::{FromRow, Row};
 use std::time::Duration;
 
 /// Sequence numbers deleted per statement by `mark_published`.
@@ -26,7 +27,7 @@ impl Outbox for PostgresStore {
         self.commit(tx, !events.is_empty()).await
     }
 
-    async fn claim(&self, limit: u32) -> Result<Vec<StoredEvent>, PortError> {
+    async fn claim(&self, claimer: &str, limit: u32) -> Result<Vec<StoredEvent>, PortError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -34,20 +35,43 @@ impl Outbox for PostgresStore {
         let ttl = chrono::Duration::from_std(self.claim_ttl).unwrap_or(chrono::Duration::seconds(30));
         // `SKIP LOCKED`: a concurrent relay passes over rows being claimed and takes the next
         // ones; the claim expiry then keeps them from other relays until this one marks them
-        // published, or dies.
-        let mut rows =
-            sqlx::query_as::<_, OutboxRow>(q("UPDATE outbox SET claimed_until = ? WHERE seq IN (\
+        // published, or dies (or its process restarts: `release_claims`).
+        let rows = sqlx::query(q("UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE seq IN (\
                  SELECT seq FROM outbox WHERE claimed_until IS NULL OR claimed_until <= ? \
                  ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED) \
-             RETURNING seq, event_id, name, key, created_at, source, payload"))
-            .bind(millis(now + ttl))
-            .bind(millis(now))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(port_error)?;
-        rows.sort_by_key(|row| row.seq());
-        rows.into_iter().map(StoredEvent::try_from).collect()
+             RETURNING seq, event_id, name, key, created_at, source, payload::text AS payload"))
+        .bind(millis(now + ttl))
+        .bind(claimer.to_string())
+        .bind(millis(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(port_error)?;
+        // Each row alone: one that cannot be read as an event comes with its error.
+        let mut claimed: Vec<StoredEvent> = rows
+            .iter()
+            .map(|row| StoredEvent {
+                seq: row.try_get::<i64, _>("seq").unwrap_or_default(),
+                event: OutboxRow::from_row(row)
+                    .map_err(|e| crate::error::corrupt(&format!("outbox row ({e})")))
+                    .and_then(OutboxRow::event)
+                    .map_err(|e| e.to_string()),
+            })
+            .collect();
+        claimed.sort_by_key(|stored| stored.seq);
+        Ok(claimed)
+    }
+
+    async fn release_claims(&self, claimer_prefix: &str, current_claimer: &str) -> Result<u64, PortError> {
+        let done = sqlx::query(q("UPDATE outbox SET claimed_until = NULL, claimed_by = NULL \
+             WHERE claimed_until IS NOT NULL AND substr(claimed_by, 1, length(?)) = ? AND claimed_by <> ?"))
+        .bind(claimer_prefix.to_string())
+        .bind(claimer_prefix.to_string())
+        .bind(current_claimer.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(port_error)?;
+        Ok(done.rows_affected())
     }
 
     async fn mark_published(&self, seqs: &[i64]) -> Result<(), PortError> {

@@ -6,7 +6,7 @@ use crate::listener::{OUTBOX_CHANNEL, spawn_listener, spawn_notifier};
 use anyhow::Context;
 use async_trait::async_trait;
 use flow_domain::error::PortError;
-use flow_domain::ports::Health;
+use flow_domain::ports::{Health, ReportedOnce};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
@@ -76,6 +76,8 @@ pub struct PostgresStore {
     pub(crate) notify_request: Arc<Notify>,
     /// Gathers concurrent execution inserts into one statement each (see `insert_batch`).
     pub(crate) inserts: Arc<InsertBatcher>,
+    /// The rows already reported as unreadable (see `rows::decode_each`).
+    pub(crate) unreadable: Arc<ReportedOnce>,
     /// Whether the listener currently listens.
     listening: watch::Receiver<bool>,
     _listener: Arc<ListenerTask>,
@@ -120,6 +122,7 @@ impl PostgresStore {
         let inserts = Arc::new(InsertBatcher::start(pool.clone()));
         let store = Self {
             inserts,
+            unreadable: Arc::default(),
             pool,
             outbox_signal,
             claim_ttl: config.claim_ttl,

@@ -3,13 +3,42 @@
 
 mod common;
 
+use async_trait::async_trait;
 use common::TestDb;
+use flow_domain::ids::{EventId, ExecutionId, FlowId};
+use port_contracts::storage::unreadable::{RowCorrupter, deep_json};
 use port_contracts::storage::{self, StoragePorts};
 
 async fn fresh() -> StoragePorts {
     let db = TestDb::create().await;
     let store = db.store().await;
-    StoragePorts::from_store(store).keeping(db)
+    let corrupter = Corrupter(db.url.clone());
+    StoragePorts::from_store(store).with_corrupter(corrupter).keeping(db)
+}
+
+/// Plants unreadable rows with plain SQL on a connection of its own.
+struct Corrupter(String);
+
+impl Corrupter {
+    async fn set(&self, sql: &'static str, key: String) {
+        let pool = sqlx::PgPool::connect(&self.0).await.expect("connect");
+        let done = sqlx::query(sql).bind(deep_json()).bind(key).execute(&pool).await.expect("corrupt a row");
+        assert_eq!(done.rows_affected(), 1, "one row corrupted");
+        pool.close().await;
+    }
+}
+
+#[async_trait]
+impl RowCorrupter for Corrupter {
+    async fn execution_document(&self, id: ExecutionId) {
+        self.set("UPDATE executions SET doc = $1 WHERE id = $2", id.to_string()).await;
+    }
+    async fn flow_document(&self, id: FlowId) {
+        self.set("UPDATE flows SET doc = $1::jsonb WHERE id = $2", id.to_string()).await;
+    }
+    async fn event_payload(&self, id: EventId) {
+        self.set("UPDATE outbox SET payload = $1::jsonb WHERE event_id = $2", id.to_string()).await;
+    }
 }
 
 macro_rules! contract_tests {
@@ -57,6 +86,9 @@ contract_tests!(
     executions_claim_is_exclusive,
     executions_lease_expiry_reclaim,
     executions_save_compare_and_set,
+    executions_claim_counts_attempts,
+    executions_list_orphaned_leases,
+    unreadable_rows_fail_alone,
     executions_error_and_key_round_trip,
     executions_list_queued_before,
     executions_list_step_filter_and_paging,
@@ -75,6 +107,7 @@ contract_tests!(
     outbox_mark_published_then_claim,
     outbox_append_consumed_once,
     outbox_wait_for_new,
+    outbox_release_claims,
 );
 
 #[test]

@@ -22,7 +22,7 @@ use tokio::time::{Instant, timeout};
 async fn claim_everything(relay: PostgresStore, limit: u32) -> Vec<StoredEvent> {
     let mut claimed = Vec::new();
     loop {
-        let batch = relay.claim(limit).await.expect("claim");
+        let batch = relay.claim("relay#1", limit).await.expect("claim");
         if batch.is_empty() {
             return claimed;
         }
@@ -41,12 +41,16 @@ async fn two_relays_on_separate_pools_never_claim_the_same_event() {
     let (from_a, from_b) =
         tokio::join!(tokio::spawn(claim_everything(a.clone(), 7)), tokio::spawn(claim_everything(b, 7)));
     let (from_a, from_b) = (from_a.expect("relay a"), from_b.expect("relay b"));
-    let ids_a: HashSet<EventId> = from_a.iter().map(|s| s.event.id).collect();
-    assert!(from_b.iter().all(|s| !ids_a.contains(&s.event.id)), "an event was claimed by both relays");
+    let ids_a: HashSet<EventId> =
+        from_a.iter().map(|s| s.event.as_ref().map(|e| e.id).expect("readable")).collect();
+    assert!(
+        from_b.iter().all(|s| !ids_a.contains(&s.event.as_ref().map(|e| e.id).expect("readable"))),
+        "an event was claimed by both relays"
+    );
     assert_eq!(from_a.len() + from_b.len(), events.len(), "together they claim every event");
     let mut all: Vec<StoredEvent> = from_a.into_iter().chain(from_b).collect();
     all.sort_by_key(|s| s.seq);
-    let order: Vec<EventId> = all.iter().map(|s| s.event.id).collect();
+    let order: Vec<EventId> = all.iter().map(|s| s.event.as_ref().map(|e| e.id).expect("readable")).collect();
     assert_eq!(order, events.iter().map(|e| e.id).collect::<Vec<_>>(), "positions follow append order");
     a.mark_published(&all.iter().map(|s| s.seq).collect::<Vec<_>>()).await.expect("publish");
     assert_eq!(a.pending_count().await.expect("pending"), 0);
@@ -73,7 +77,7 @@ async fn a_notify_from_another_pool_wakes_the_waiting_relay() {
         .expect("the relay was not woken by NOTIFY")
         .expect("waiter task");
     assert!(waited < Duration::from_secs(10), "woken after {waited:?}");
-    assert_eq!(relay.claim(10).await.expect("claim").len(), 1, "the relay sees the event");
+    assert_eq!(relay.claim("relay#1", 10).await.expect("claim").len(), 1, "the relay sees the event");
 }
 
 #[tokio::test]
@@ -85,14 +89,18 @@ async fn a_claim_expires_after_the_claim_ttl() {
             .expect("connect");
     let appended = event();
     store.append(std::slice::from_ref(&appended), None).await.expect("append");
-    let claimed = store.claim(10).await.expect("claim");
+    let claimed = store.claim("relay#1", 10).await.expect("claim");
     assert_eq!(claimed.len(), 1);
-    assert!(store.claim(10).await.expect("claim").is_empty(), "withheld while claimed");
+    assert!(store.claim("relay#1", 10).await.expect("claim").is_empty(), "withheld while claimed");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let again = store.claim(10).await.expect("claim");
+        let again = store.claim("relay#1", 10).await.expect("claim");
         if let Some(first) = again.first() {
-            assert_eq!((first.seq, &first.event), (claimed[0].seq, &appended), "the same event, reclaimed");
+            assert_eq!(
+                (first.seq, &first.event),
+                (claimed[0].seq, &Ok(appended.clone())),
+                "the same event, reclaimed"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the claim never expired");

@@ -5,7 +5,7 @@
 use crate::error::port_error;
 use crate::insert_batch::NewRow;
 use crate::listing::Resource;
-use crate::rows::{EXECUTION_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow, execution_values};
+use crate::rows::{EXECUTION_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow, decode_each, execution_values};
 use crate::save_batch::SaveRow;
 use crate::sql::{Arg, Filter, bind_args, millis};
 use crate::store::SqliteStore;
@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
+use flow_domain::execution_lifecycle::AttemptLimit;
 use flow_domain::ids::{ExecutionId, TenantId};
 use flow_domain::model::{Execution, ExecutionStatus};
 use flow_domain::ports::{ExecutionRepository, StepUsage};
@@ -43,15 +44,34 @@ static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
 static GET_SQL: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"));
 
-/// One conditional statement, run by the single writer, so two claims never both succeed.
+/// One conditional statement, run by the single writer, so two claims never both succeed. It
+/// counts the run it hands out (`attempts`), refusing once the limit is reached.
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE executions SET status = ?, lease_owner = ?, lease_until = ?, \
-         started_at = COALESCE(started_at, ?), revision = revision + 1 \
-         WHERE id = ? AND (status = ? OR (status = ? AND (lease_until IS NULL OR lease_until <= ?))) \
+         started_at = COALESCE(started_at, ?), attempts = attempts + 1, revision = revision + 1 \
+         WHERE id = ? AND attempts < ? \
+         AND (status = ? OR (status = ? AND (lease_until IS NULL OR lease_until <= ?))) \
          RETURNING {EXECUTION_COLUMNS}"
     )
 });
+
+/// Running executions leased by another incarnation of a process (the owner's prefix), in
+/// the order of their lease.
+static ORPHANED_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {EXECUTION_COLUMNS} FROM executions \
+         WHERE status = ? AND substr(lease_owner, 1, length(?)) = ? AND lease_owner <> ? \
+         ORDER BY lease_until, id LIMIT ?"
+    )
+});
+
+impl SqliteStore {
+    /// The executions of raw `rows`, each read alone (see `rows::decode_each`).
+    fn decode_executions(&self, rows: Vec<sqlx::sqlite::SqliteRow>) -> Vec<Execution> {
+        decode_each(rows, "executions", "id", &self.unreadable, |row: ExecutionRow| Execution::try_from(row))
+    }
+}
 
 #[async_trait]
 impl ExecutionRepository for SqliteStore {
@@ -72,6 +92,7 @@ impl ExecutionRepository for SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(port_error)?;
+        // An unreadable document or owners give the execution's readable remains.
         row.map(Execution::try_from).transpose()
     }
 
@@ -97,9 +118,8 @@ impl ExecutionRepository for SqliteStore {
                 [Arg::Text(step.clone())],
             );
         }
-        let page = EXECUTIONS.page::<ExecutionRow>(&self.reader, &filter, NEWEST_FIRST, query.page).await?;
-        let items = page.items.into_iter().map(Execution::try_from).collect::<Result<_, _>>()?;
-        Ok(Page { items, total: page.total })
+        let page = EXECUTIONS.page(&self.reader, &filter, NEWEST_FIRST, query.page).await?;
+        Ok(Page { items: self.decode_executions(page.items), total: page.total })
     }
 
     async fn claim(
@@ -108,6 +128,7 @@ impl ExecutionRepository for SqliteStore {
         worker: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        limit: AttemptLimit,
     ) -> Result<Option<Execution>, PortError> {
         let query = sqlx::query_as::<_, ExecutionRow>(AssertSqlSafe(CLAIM_SQL.as_str()))
             .bind(ExecutionStatus::Running.as_str())
@@ -115,6 +136,7 @@ impl ExecutionRepository for SqliteStore {
             .bind(millis(lease_until))
             .bind(millis(now))
             .bind(id.to_string())
+            .bind(i64::from(limit.get()))
             .bind(ExecutionStatus::Queued.as_str())
             .bind(ExecutionStatus::Running.as_str())
             .bind(millis(now));
@@ -160,14 +182,32 @@ impl ExecutionRepository for SqliteStore {
              WHERE status = ? AND lease_until IS NOT NULL AND lease_until <= ? \
              ORDER BY lease_until, id LIMIT ?"
         );
-        let rows = sqlx::query_as::<_, ExecutionRow>(AssertSqlSafe(sql))
+        let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(ExecutionStatus::Running.as_str())
             .bind(millis(now))
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
             .await
             .map_err(port_error)?;
-        rows.into_iter().map(Execution::try_from).collect()
+        Ok(self.decode_executions(rows))
+    }
+
+    async fn list_orphaned_leases(
+        &self,
+        owner_prefix: &str,
+        current_owner: &str,
+        limit: u32,
+    ) -> Result<Vec<Execution>, PortError> {
+        let rows = sqlx::query(AssertSqlSafe(ORPHANED_SQL.as_str()))
+            .bind(ExecutionStatus::Running.as_str())
+            .bind(owner_prefix.to_string())
+            .bind(owner_prefix.to_string())
+            .bind(current_owner.to_string())
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(port_error)?;
+        Ok(self.decode_executions(rows))
     }
 
     async fn insert_idempotent(
@@ -210,14 +250,14 @@ impl ExecutionRepository for SqliteStore {
             "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ? AND created_at < ? \
              ORDER BY created_at, id LIMIT ?"
         );
-        let rows = sqlx::query_as::<_, ExecutionRow>(AssertSqlSafe(sql))
+        let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(ExecutionStatus::Queued.as_str())
             .bind(millis(before))
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
             .await
             .map_err(port_error)?;
-        rows.into_iter().map(Execution::try_from).collect()
+        Ok(self.decode_executions(rows))
     }
 
     async fn usage(

@@ -3,7 +3,7 @@
 
 use crate::error::{port_error, unique_as};
 use crate::listing::{Resource, search};
-use crate::rows::{FLOW_COLUMNS, FLOW_WRITE_COLUMNS, FlowRow, flow_values};
+use crate::rows::{FLOW_COLUMNS, FLOW_WRITE_COLUMNS, FlowRow, decode_each, flow_values};
 use crate::sql::{Arg, Filter, bind_args, millis, placeholders};
 use crate::store::SqliteStore;
 use crate::write::{append_events, record_consumed};
@@ -89,8 +89,9 @@ impl FlowRepository for SqliteStore {
         if let Some(text) = &query.search {
             search(&mut filter, text);
         }
-        let page = FLOWS.page::<FlowRow>(&self.reader, &filter, query.sort, query.page).await?;
-        let items = page.items.into_iter().map(Flow::try_from).collect::<Result<_, _>>()?;
+        let page = FLOWS.page(&self.reader, &filter, query.sort, query.page).await?;
+        let items =
+            decode_each(page.items, "flows", "id", &self.unreadable, |row: FlowRow| Flow::try_from(row));
         Ok(Page { items, total: page.total })
     }
 
@@ -147,7 +148,7 @@ impl FlowRepository for SqliteStore {
             "SELECT {FLOW_COLUMNS} FROM flows WHERE status IN (?, ?) AND status_changed_at < ? \
              ORDER BY status_changed_at, id LIMIT ?"
         );
-        let rows = sqlx::query_as::<_, FlowRow>(AssertSqlSafe(sql))
+        let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(FlowStatus::Starting.as_str())
             .bind(FlowStatus::Stopping.as_str())
             .bind(millis(before))
@@ -155,15 +156,15 @@ impl FlowRepository for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(port_error)?;
-        rows.into_iter().map(Flow::try_from).collect()
+        Ok(decode_each(rows, "flows", "id", &self.unreadable, |row: FlowRow| Flow::try_from(row)))
     }
 
     async fn list_scheduled(&self) -> Result<Vec<Flow>, PortError> {
         let mut filter = Filter::default();
         filter.and("status = ?", [Arg::Text(FlowStatus::Active.as_str().into())]);
         filter.and("cron IS NOT NULL AND trim(cron) <> ''", []);
-        let rows = FLOWS.all::<FlowRow>(&self.reader, &filter).await?;
-        rows.into_iter().map(Flow::try_from).collect()
+        let rows = FLOWS.all_rows(&self.reader, &filter).await?;
+        Ok(decode_each(rows, "flows", "id", &self.unreadable, |row: FlowRow| Flow::try_from(row)))
     }
 
     async fn list_owned_by(&self, owner_id: Uuid) -> Result<Vec<Flow>, PortError> {

@@ -124,17 +124,14 @@ impl Resource {
     }
 
     /// One page of rows matching `filter` in `sort` order, and how many match in all, read in
-    /// one snapshot.
-    pub(crate) async fn page<R>(
+    /// one snapshot. The rows are raw: decode them one by one (`rows::decode_each`).
+    pub(crate) async fn page(
         &self,
         pool: &SqlitePool,
         filter: &Filter,
         sort: Sort,
         page: PageRequest,
-    ) -> Result<Page<R>, PortError>
-    where
-        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
-    {
+    ) -> Result<Page<SqliteRow>, PortError> {
         let mut tx = pool.begin().await.map_err(port_error)?;
         let count = format!("SELECT COUNT(*) FROM {}{}", self.table, filter.where_sql());
         let total: i64 = bind_args!(sqlx::query_scalar(AssertSqlSafe(count)), &filter.args)
@@ -148,7 +145,7 @@ impl Resource {
             filter.where_sql(),
             order_by(sort)
         );
-        let items = bind_args!(sqlx::query_as::<_, R>(AssertSqlSafe(select)), &filter.args)
+        let items = bind_args!(sqlx::query(AssertSqlSafe(select)), &filter.args)
             .bind(i64::from(page.size))
             .bind(int(page.offset()))
             .fetch_all(&mut *tx)
@@ -156,6 +153,22 @@ impl Resource {
             .map_err(port_error)?;
         tx.rollback().await.map_err(port_error)?;
         Ok(Page { items, total: u64::try_from(total).unwrap_or(0) })
+    }
+
+    /// Every row matching `filter`, oldest first (ties by id), raw: decode them one by one
+    /// (`rows::decode_each`).
+    pub(crate) async fn all_rows(
+        &self,
+        pool: &SqlitePool,
+        filter: &Filter,
+    ) -> Result<Vec<SqliteRow>, PortError> {
+        let select = format!(
+            "SELECT {} FROM {}{} ORDER BY created_at, id",
+            self.columns,
+            self.table,
+            filter.where_sql()
+        );
+        bind_args!(sqlx::query(AssertSqlSafe(select)), &filter.args).fetch_all(pool).await.map_err(port_error)
     }
 
     /// Every row matching `filter`, oldest first (ties by id).

@@ -12,7 +12,8 @@ use chrono::Utc;
 use flow_domain::error::PortError;
 use flow_domain::event::{Consumed, Event};
 use flow_domain::ports::{Outbox, StoredEvent};
-use sqlx::AssertSqlSafe;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, FromRow, Row};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -29,34 +30,47 @@ impl Outbox for SqliteStore {
         .await
     }
 
-    async fn claim(&self, limit: u32) -> Result<Vec<StoredEvent>, PortError> {
+    async fn claim(&self, claimer: &str, limit: u32) -> Result<Vec<StoredEvent>, PortError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         // One statement, run by the single writer: two relays never claim the same row.
-        let query = self.bind_claim(sqlx::query_as::<_, OutboxRow>(CLAIM), limit);
+        let query = self.bind_claim(sqlx::query(CLAIM), claimer, limit);
         let rows = self
             .write_one(false, move |tx| {
                 Box::pin(async move { query.fetch_all(&mut *tx).await.map_err(port_error) })
             })
             .await?;
-        claimed(rows)
+        Ok(claimed(rows))
+    }
+
+    async fn release_claims(&self, claimer_prefix: &str, current_claimer: &str) -> Result<u64, PortError> {
+        let query = sqlx::query(RELEASE)
+            .bind(claimer_prefix.to_string())
+            .bind(claimer_prefix.to_string())
+            .bind(current_claimer.to_string());
+        self.write_one(false, move |tx| {
+            Box::pin(async move {
+                query.execute(&mut *tx).await.map(|done| done.rows_affected()).map_err(port_error)
+            })
+        })
+        .await
     }
 
     async fn mark_published_then_claim(
         &self,
         published: &[i64],
+        claimer: &str,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, PortError> {
         if published.is_empty() || limit == 0 {
             self.mark_published(published).await?;
-            return self.claim(limit).await;
+            return self.claim(claimer, limit).await;
         }
         // Both statements in one round trip to the writer, all or nothing by a savepoint that
         // rides along with them.
-        let query = sqlx::query_as::<_, OutboxRow>(AssertSqlSafe(DELETE_THEN_CLAIM.as_str()))
-            .bind(published_list(published)?);
-        let query = self.bind_claim(query, limit);
+        let query = sqlx::query(AssertSqlSafe(DELETE_THEN_CLAIM.as_str())).bind(published_list(published)?);
+        let query = self.bind_claim(query, claimer, limit);
         let rows = self
             .write_one(false, move |tx| {
                 Box::pin(async move {
@@ -71,7 +85,7 @@ impl Outbox for SqliteStore {
                 })
             })
             .await?;
-        claimed(rows)
+        Ok(claimed(rows))
     }
 
     async fn mark_published(&self, seqs: &[i64]) -> Result<(), PortError> {
@@ -101,11 +115,17 @@ impl Outbox for SqliteStore {
     }
 }
 
-/// Claims the oldest unclaimed (or expired) events: binds the claim's expiry, now, and the limit.
-const CLAIM: &str = "UPDATE outbox SET claimed_until = ? WHERE seq IN (\
+/// Claims the oldest unclaimed (or expired) events: binds the claim's expiry, the claimer,
+/// now, and the limit.
+const CLAIM: &str = "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE seq IN (\
      SELECT seq FROM outbox WHERE claimed_until IS NULL OR claimed_until <= ? \
      ORDER BY seq LIMIT ?) \
      RETURNING seq, event_id, name, key, created_at, source, payload";
+
+/// Releases the claims of other claimers with a prefix: binds the prefix twice, then the
+/// current claimer.
+const RELEASE: &str = "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL \
+     WHERE claimed_until IS NOT NULL AND substr(claimed_by, 1, length(?)) = ? AND claimed_by <> ?";
 
 /// Deletes published events: binds their numbers as a JSON array ([`published_list`]).
 const DELETE_PUBLISHED: &str = "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))";
@@ -119,21 +139,34 @@ fn published_list(seqs: &[i64]) -> Result<String, PortError> {
     serde_json::to_string(seqs).map_err(|e| crate::error::unserializable("outbox numbers", e))
 }
 
-/// The claimed rows as events, in outbox order.
-fn claimed(mut rows: Vec<OutboxRow>) -> Result<Vec<StoredEvent>, PortError> {
-    rows.sort_by_key(OutboxRow::seq);
-    rows.into_iter().map(StoredEvent::try_from).collect()
+/// The claimed raw rows as events, in outbox order, each read alone: a row that cannot be
+/// read as an event comes with its error.
+fn claimed(rows: Vec<SqliteRow>) -> Vec<StoredEvent> {
+    let mut claimed: Vec<StoredEvent> = rows
+        .iter()
+        .map(|row| StoredEvent {
+            seq: row.try_get::<i64, _>("seq").unwrap_or_default(),
+            event: OutboxRow::from_row(row)
+                .map_err(|e| crate::error::corrupt(&format!("outbox row ({e})")))
+                .and_then(OutboxRow::event)
+                .map_err(|e| e.to_string()),
+        })
+        .collect();
+    claimed.sort_by_key(|stored| stored.seq);
+    claimed
 }
 
 impl SqliteStore {
-    /// Binds the arguments of [`CLAIM`] for up to `limit` events, claimed for the claim TTL.
+    /// Binds the arguments of [`CLAIM`] for up to `limit` events, claimed by `claimer` for the
+    /// claim TTL.
     fn bind_claim<'q>(
         &self,
-        query: sqlx::query::QueryAs<'q, sqlx::Sqlite, OutboxRow, sqlx::sqlite::SqliteArguments>,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+        claimer: &str,
         limit: u32,
-    ) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, OutboxRow, sqlx::sqlite::SqliteArguments> {
+    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
         let now = Utc::now();
         let ttl = chrono::Duration::from_std(self.claim_ttl).unwrap_or(chrono::Duration::seconds(30));
-        query.bind(millis(now + ttl)).bind(millis(now)).bind(i64::from(limit))
+        query.bind(millis(now + ttl)).bind(claimer.to_string()).bind(millis(now)).bind(i64::from(limit))
     }
 }

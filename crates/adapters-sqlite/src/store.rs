@@ -7,7 +7,7 @@ use crate::write::GroupCommit;
 use anyhow::Context;
 use async_trait::async_trait;
 use flow_domain::error::PortError;
-use flow_domain::ports::Health;
+use flow_domain::ports::{Health, ReportedOnce};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -69,6 +69,8 @@ pub struct SqliteStore {
     pub(crate) outbox_signal: Arc<Notify>,
     /// See [`SqliteConfig::claim_ttl`].
     pub(crate) claim_ttl: Duration,
+    /// The rows already reported as unreadable (see `rows::decode_each`).
+    pub(crate) unreadable: Arc<ReportedOnce>,
 }
 
 impl SqliteStore {
@@ -115,7 +117,16 @@ impl SqliteStore {
         let writes = Arc::new(GroupCommit::start(writer.clone(), Arc::clone(&outbox_signal)));
         let checkpointer = Arc::new(Checkpointer::start(checkpoints, writes.commit_counter()));
         tracing::info!(path = %config.path.display(), "SQLite store ready");
-        Ok(Self { writer, writes, reader, checkpointer, outbox_signal, claim_ttl: config.claim_ttl })
+        let unreadable = Arc::default();
+        Ok(Self {
+            writer,
+            writes,
+            reader,
+            checkpointer,
+            outbox_signal,
+            claim_ttl: config.claim_ttl,
+            unreadable,
+        })
     }
 
     /// Stops the writer task once the writes already queued are committed and answered (later

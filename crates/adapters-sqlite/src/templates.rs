@@ -3,7 +3,7 @@
 
 use crate::error::{port_error, unique_as};
 use crate::listing::{Resource, search};
-use crate::rows::{TEMPLATE_COLUMNS, TEMPLATE_WRITE_COLUMNS, TemplateRow, template_values};
+use crate::rows::{TEMPLATE_COLUMNS, TEMPLATE_WRITE_COLUMNS, TemplateRow, decode_each, template_values};
 use crate::sql::{Arg, Filter, bind_args, placeholders};
 use crate::store::SqliteStore;
 use crate::write::append_events;
@@ -98,8 +98,10 @@ impl TemplateRepository for SqliteStore {
         if let Some(text) = &query.search {
             search(&mut filter, text);
         }
-        let page = TEMPLATES.page::<TemplateRow>(&self.reader, &filter, query.sort, query.page).await?;
-        let items = page.items.into_iter().map(Template::try_from).collect::<Result<_, _>>()?;
+        let page = TEMPLATES.page(&self.reader, &filter, query.sort, query.page).await?;
+        let items = decode_each(page.items, "templates", "id", &self.unreadable, |row: TemplateRow| {
+            Template::try_from(row)
+        });
         Ok(Page { items, total: page.total })
     }
 

@@ -726,7 +726,7 @@ mod tests {
             let got = store.get(e.id).await.expect("get").expect("stored");
             assert_eq!(got.revision, e.revision + revision - 1, "revision of {}", e.id);
         }
-        let claimed = Outbox::claim(&store, 10).await.expect("claim");
+        let claimed = Outbox::claim(&store, "relay#1", 10).await.expect("claim");
         assert_eq!(claimed.len(), 1, "the one event, appended with its execution");
     }
 

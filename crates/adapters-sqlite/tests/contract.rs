@@ -1,13 +1,43 @@
 //! Runs every storage contract of `port-contracts` against a fresh SQLite store each.
 
 use adapters_sqlite::{SqliteConfig, SqliteStore};
+use async_trait::async_trait;
+use flow_domain::ids::{EventId, ExecutionId, FlowId};
+use port_contracts::storage::unreadable::{RowCorrupter, deep_json};
 use port_contracts::storage::{self, StoragePorts};
+use std::path::PathBuf;
 
 async fn fresh() -> StoragePorts {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store =
-        SqliteStore::connect(SqliteConfig::new(dir.path().join("flowmate.db"))).await.expect("connect");
-    StoragePorts::from_store(store).keeping(dir)
+    let path = dir.path().join("flowmate.db");
+    let store = SqliteStore::connect(SqliteConfig::new(&path)).await.expect("connect");
+    StoragePorts::from_store(store).with_corrupter(Corrupter(path)).keeping(dir)
+}
+
+/// Plants unreadable rows with plain SQL on a connection of its own.
+struct Corrupter(PathBuf);
+
+impl Corrupter {
+    async fn set(&self, sql: &'static str, key: String) {
+        let url = format!("sqlite://{}", self.0.display());
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open the database");
+        let done = sqlx::query(sql).bind(deep_json()).bind(key).execute(&pool).await.expect("corrupt a row");
+        assert_eq!(done.rows_affected(), 1, "one row corrupted");
+        pool.close().await;
+    }
+}
+
+#[async_trait]
+impl RowCorrupter for Corrupter {
+    async fn execution_document(&self, id: ExecutionId) {
+        self.set("UPDATE executions SET doc = ? WHERE id = ?", id.to_string()).await;
+    }
+    async fn flow_document(&self, id: FlowId) {
+        self.set("UPDATE flows SET doc = ? WHERE id = ?", id.to_string()).await;
+    }
+    async fn event_payload(&self, id: EventId) {
+        self.set("UPDATE outbox SET payload = ? WHERE event_id = ?", id.to_string()).await;
+    }
 }
 
 macro_rules! contract_tests {
@@ -55,6 +85,9 @@ contract_tests!(
     executions_claim_is_exclusive,
     executions_lease_expiry_reclaim,
     executions_save_compare_and_set,
+    executions_claim_counts_attempts,
+    executions_list_orphaned_leases,
+    unreadable_rows_fail_alone,
     executions_error_and_key_round_trip,
     executions_list_queued_before,
     executions_list_step_filter_and_paging,
@@ -73,6 +106,7 @@ contract_tests!(
     outbox_mark_published_then_claim,
     outbox_append_consumed_once,
     outbox_wait_for_new,
+    outbox_release_claims,
 );
 
 #[test]

@@ -38,14 +38,18 @@ async fn a_claim_expires_after_the_claim_ttl() {
         .expect("connect");
     let appended = event();
     store.append(std::slice::from_ref(&appended), None).await.expect("append");
-    let claimed = Outbox::claim(&store, 10).await.expect("claim");
+    let claimed = Outbox::claim(&store, "relay#1", 10).await.expect("claim");
     assert_eq!(claimed.len(), 1);
-    assert!(Outbox::claim(&store, 10).await.expect("claim").is_empty(), "withheld while claimed");
+    assert!(Outbox::claim(&store, "relay#1", 10).await.expect("claim").is_empty(), "withheld while claimed");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let again = Outbox::claim(&store, 10).await.expect("claim");
+        let again = Outbox::claim(&store, "relay#1", 10).await.expect("claim");
         if let Some(first) = again.first() {
-            assert_eq!((first.seq, &first.event), (claimed[0].seq, &appended), "the same event, reclaimed");
+            assert_eq!(
+                (first.seq, &first.event),
+                (claimed[0].seq, &Ok(appended.clone())),
+                "the same event, reclaimed"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the claim never expired");
@@ -67,7 +71,7 @@ async fn concurrent_writers_and_readers_never_see_busy_errors() {
             saved.spec.name = format!("g{i}");
             FlowRepository::save(&store, &saved, &[event()], None).await?;
             TenantRepository::insert(&store, &tenant(&format!("tenant {i} {}", FlowId::new()))).await?;
-            Outbox::claim(&store, 3).await.map(|_| ())
+            Outbox::claim(&store, "relay#1", 3).await.map(|_| ())
         }));
     }
     for task in tasks {

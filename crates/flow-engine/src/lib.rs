@@ -21,7 +21,7 @@ mod testing;
 
 pub use catalogue::{BuiltinCatalogue, Catalogue};
 pub use components::{CallContext, Component, ComponentError, ComponentRegistry};
-pub use executor::{EXECUTOR_CONSUMER, Executor, ExecutorConfig, spawn_recovery};
+pub use executor::{EXECUTOR_CONSUMER, Executor, ExecutorConfig, spawn_leftover_recovery, spawn_recovery};
 pub use handler::{EventHandler, LifecycleHandler};
 pub use orchestrator::{ENGINE_CONSUMER, Orchestrator};
 pub use sandbox::{Sandbox, SandboxConfig};

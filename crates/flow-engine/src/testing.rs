@@ -29,7 +29,7 @@ pub(crate) struct FakeOutbox {
 impl FakeOutbox {
     /// Every appended event, in order.
     pub(crate) fn events(&self) -> Vec<Event> {
-        self.lock().rows.iter().map(|(row, _)| row.event.clone()).collect()
+        self.lock().rows.iter().filter_map(|(row, _)| row.event.clone().ok()).collect()
     }
 
     /// Whether every appended event is marked published.
@@ -66,14 +66,14 @@ impl Outbox for FakeOutbox {
             for event in events {
                 state.next_seq += 1;
                 let seq = state.next_seq;
-                state.rows.push((StoredEvent { seq, event: event.clone() }, false));
+                state.rows.push((StoredEvent { seq, event: Ok(event.clone()) }, false));
             }
         }
         self.appended.notify_one();
         Ok(())
     }
 
-    async fn claim(&self, limit: u32) -> Result<Vec<StoredEvent>, PortError> {
+    async fn claim(&self, _claimer: &str, limit: u32) -> Result<Vec<StoredEvent>, PortError> {
         self.check_available()?;
         let state = self.lock();
         let pending = state.rows.iter().filter(|(_, published)| !published).map(|(row, _)| row.clone());
@@ -88,6 +88,11 @@ impl Outbox for FakeOutbox {
             }
         }
         Ok(())
+    }
+
+    async fn release_claims(&self, _prefix: &str, _current: &str) -> Result<u64, PortError> {
+        self.check_available()?;
+        Ok(0)
     }
 
     async fn wait_for_new(&self, max_wait: Duration) {

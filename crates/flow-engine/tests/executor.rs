@@ -15,6 +15,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use common::{Store, TestDb, node};
 use flow_domain::actor::Actor;
 use flow_domain::event::Event;
+use flow_domain::execution_lifecycle::AttemptLimit;
 use flow_domain::ids::{FlowId, UserId};
 use flow_domain::model::{
     Edge, EdgeConfig, Execution, ExecutionStatus, Flow, FlowSpec, FlowStatus, FlowType, Graph, Node,
@@ -39,7 +40,7 @@ struct Env {
 }
 
 fn config() -> ExecutorConfig {
-    ExecutorConfig { worker_id: "w1".into(), allow_private_networks: true, ..ExecutorConfig::default() }
+    ExecutorConfig { allow_private_networks: true, ..ExecutorConfig::default() }
 }
 
 async fn env() -> Env {
@@ -319,8 +320,14 @@ async fn a_dead_workers_execution_is_requeued_and_rerun_from_the_trigger() {
     let flow =
         env.flow(vec![trigger(), node("log", "log", "info", json!({}))], vec![edge("in", "log")]).await;
     let execution = env.queue(flow.id, json!({ "x": 1 })).await;
-    // A worker claims it, records some progress, and dies.
-    let mut claimed = env.store.executions.claim(execution.id, "dead", at(0), at(5)).await.unwrap().unwrap();
+    // A worker claims it (counting its first run), records some progress, and dies.
+    let mut claimed = env
+        .store
+        .executions
+        .claim(execution.id, "dead", at(0), at(5), AttemptLimit::DEFAULT)
+        .await
+        .unwrap()
+        .unwrap();
     claimed.steps.insert("in".into(), flow_domain::model::StepRecord::started("webhook", at(0)));
     claimed.counters.started = 1;
     env.store.executions.save(&claimed, &[]).await.unwrap();
@@ -332,41 +339,77 @@ async fn a_dead_workers_execution_is_requeued_and_rerun_from_the_trigger() {
     clock.advance(chrono::Duration::seconds(6));
     assert_eq!(env.executor.recover_once().await.unwrap(), 1);
     let requeued = env.get(&execution).await;
-    assert_eq!((requeued.status, requeued.lease_attempts), (ExecutionStatus::Queued, 1));
+    assert_eq!(
+        (requeued.status, requeued.attempts),
+        (ExecutionStatus::Queued, 1),
+        "the lost run stays counted"
+    );
     assert!(requeued.lease_owner.is_none());
 
     let done = env.run(&execution).await;
-    assert_eq!(done.status, ExecutionStatus::Succeeded);
+    assert_eq!(
+        (done.status, done.attempts),
+        (ExecutionStatus::Succeeded, 2),
+        "the second run is counted too"
+    );
     assert_eq!(done.steps["in"].in_count, 1, "steps start over from the trigger");
     assert_eq!((done.counters.started, done.counters.succeeded), (2, 2));
 }
 
 #[tokio::test]
-async fn an_execution_whose_workers_keep_dying_fails() {
+async fn an_execution_whose_workers_keep_dying_fails_after_the_attempt_limit() {
     let clock = Arc::new(ManualClock::new(at(0)));
-    let env = env_with(ExecutorConfig { max_lease_attempts: 3, ..config() }, clock.clone()).await;
+    let limit = AttemptLimit::new(std::num::NonZeroU32::new(3).unwrap());
+    let env = env_with(ExecutorConfig { max_attempts: limit, ..config() }, clock.clone()).await;
     let flow = env.flow(vec![trigger()], vec![]).await;
     let execution = env.queue(flow.id, json!({})).await;
 
-    for attempt in 1..=4u32 {
+    for attempt in 1..=3u32 {
         let now = clock.now();
-        env.store
-            .executions
-            .claim(execution.id, "dead", now, now + chrono::Duration::seconds(5))
-            .await
-            .unwrap()
-            .unwrap();
+        let claimed =
+            env.store.executions.claim(execution.id, "dead", now, now + chrono::Duration::seconds(5), limit);
+        assert_eq!(claimed.await.unwrap().unwrap().attempts, attempt, "each run is counted before it runs");
         clock.advance(chrono::Duration::seconds(6));
         assert_eq!(env.executor.recover_once().await.unwrap(), 1);
         let stored = env.get(&execution).await;
-        if attempt < 4 {
-            assert_eq!((stored.status, stored.lease_attempts), (ExecutionStatus::Queued, attempt));
+        if attempt < 3 {
+            assert_eq!((stored.status, stored.attempts), (ExecutionStatus::Queued, attempt));
         } else {
-            assert_eq!(stored.status, ExecutionStatus::Failed);
-            assert!(stored.error.as_deref().unwrap().contains("lost 4 times"), "{:?}", stored.error);
+            assert_eq!((stored.status, stored.attempts), (ExecutionStatus::Failed, 3));
+            assert_eq!(
+                stored.error.as_deref(),
+                Some(
+                    "The process running this execution died 3 times (attempt limit FLOWMATE_EXECUTION_MAX_ATTEMPTS reached)."
+                )
+            );
+            assert!(stored.lease_owner.is_none() && stored.finished_at.is_some());
         }
     }
-    assert_eq!(env.executor.run_now(execution.id).await.unwrap(), None);
+    assert_eq!(env.executor.run_now(execution.id).await.unwrap(), None, "nothing runs it again");
+}
+
+#[tokio::test]
+async fn a_claim_out_of_attempts_fails_the_execution_instead_of_running_it() {
+    // E.g. a queued execution whose runs were used up under a higher limit, or whose last run
+    // died after it was re-queued: the worker that gets its event fails it with the reason.
+    let env = env().await;
+    let flow =
+        env.flow(vec![trigger(), node("log", "log", "info", json!({}))], vec![edge("in", "log")]).await;
+    let mut execution = env.queue(flow.id, json!({})).await;
+    let mut used_up = env.get(&execution).await;
+    used_up.attempts = 3;
+    env.store.executions.save(&used_up, &[]).await.unwrap();
+    execution.revision += 1;
+
+    let status = env.executor.run_now(execution.id).await.unwrap();
+
+    let stored = env.get(&execution).await;
+    assert_eq!(
+        (status, stored.status, stored.attempts),
+        (Some(ExecutionStatus::Failed), ExecutionStatus::Failed, 3)
+    );
+    assert!(stored.error.as_deref().unwrap().contains("died 3 times"), "{:?}", stored.error);
+    assert!(stored.steps.is_empty(), "nothing ran");
 }
 
 #[tokio::test]
@@ -505,5 +548,5 @@ async fn shutdown_abandons_what_outlives_the_grace() {
     // Left running with its lease, for recovery to pick up once the lease ran out.
     let stored = env.get(&execution).await;
     assert_eq!(stored.status, ExecutionStatus::Running);
-    assert_eq!(stored.lease_owner.as_deref(), Some("w1"));
+    assert_eq!(stored.lease_owner.as_deref(), Some(env.executor.config().process.owner()));
 }

@@ -14,6 +14,7 @@
 //! check what was appended to the outbox) need an outbox no other test uses at the same time,
 //! and the retention contracts need executions ended in 1985 to be their own.
 
+pub mod attempts;
 pub mod components;
 pub mod deep_documents;
 pub mod execution_reads;
@@ -26,6 +27,7 @@ pub mod identity;
 pub mod outbox;
 pub mod retention;
 pub mod templates;
+pub mod unreadable;
 pub mod visibility;
 
 use flow_domain::ports::{
@@ -36,6 +38,7 @@ use futures::future::BoxFuture;
 use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
+use unreadable::RowCorrupter;
 
 /// The storage ports of one store under test.
 #[derive(Clone)]
@@ -58,6 +61,8 @@ pub struct StoragePorts {
     pub components: Arc<dyn ComponentRepository>,
     /// The outbox.
     pub outbox: Arc<dyn Outbox>,
+    /// Plants unreadable rows in the store's database (for `unreadable_rows_fail_alone`).
+    pub corrupter: Option<Arc<dyn RowCorrupter>>,
     /// Whatever must live as long as the ports (a temporary directory, a container handle).
     pub keep_alive: Option<Arc<dyn Any + Send + Sync>>,
 }
@@ -88,8 +93,16 @@ impl StoragePorts {
             retention: store.clone(),
             components: store.clone(),
             outbox: store,
+            corrupter: None,
             keep_alive: None,
         }
+    }
+
+    /// Plants unreadable rows with `corrupter` (every adapter's suite must give one).
+    #[must_use]
+    pub fn with_corrupter(mut self, corrupter: impl RowCorrupter + 'static) -> Self {
+        self.corrupter = Some(Arc::new(corrupter));
+        self
     }
 
     /// Keeps `guard` alive as long as these ports.
@@ -162,6 +175,12 @@ pub fn contracts() -> Vec<Contract> {
         contract!("executions_save_compare_and_set", |p| {
             executions::save_compare_and_set(p.executions, p.outbox)
         }),
+        contract!("executions_claim_counts_attempts", |p| attempts::claim_counts_attempts(p.executions)),
+        contract!("executions_list_orphaned_leases", |p| attempts::list_orphaned_leases(p.executions)),
+        contract!("unreadable_rows_fail_alone", |p| {
+            let corrupter = p.corrupter.clone().expect("the adapter's suite gives a RowCorrupter");
+            unreadable::unreadable_rows_fail_alone(p.executions, p.flows, p.outbox, corrupter)
+        }),
         contract!("executions_error_and_key_round_trip", |p| execution_reads::error_and_key_round_trip(
             p.executions
         )),
@@ -202,6 +221,7 @@ pub fn contracts() -> Vec<Contract> {
         contract!("outbox_mark_published_then_claim", |p| outbox::mark_published_then_claim(p.outbox)),
         contract!("outbox_append_consumed_once", |p| outbox::append_consumed_once(p.outbox)),
         contract!("outbox_wait_for_new", |p| outbox::wait_for_new(p.outbox)),
+        contract!("outbox_release_claims", |p| attempts::outbox_release_claims(p.outbox)),
     ]
 }
 

@@ -22,9 +22,43 @@ use crate::error::{corrupt, unserializable};
 use crate::sql::Arg;
 use flow_domain::error::PortError;
 use flow_domain::model::OwnerType;
+use flow_domain::ports::ReportedOnce;
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, Row};
 use std::str::FromStr;
 use uuid::Uuid;
+
+/// Decodes the raw `rows` of `table` one by one, through `R` and `convert`: a row that cannot
+/// be read (a jsonb value nested too deep for the decoder, a corrupt document) is left out and
+/// reported once per process (by its `key` column when that reads), so one bad row never fails
+/// a whole listing or background pass.
+pub(crate) fn decode_each<R, T>(
+    rows: Vec<PgRow>,
+    table: &str,
+    key: &str,
+    unreadable: &ReportedOnce,
+    mut convert: impl FnMut(R) -> Result<T, PortError>,
+) -> Vec<T>
+where
+    R: for<'r> FromRow<'r, PgRow>,
+{
+    rows.into_iter()
+        .filter_map(|row| {
+            let decoded = R::from_row(&row).map_err(|e| corrupt(&format!("{table} row ({e})")));
+            match decoded.and_then(&mut convert) {
+                Ok(item) => Some(item),
+                Err(err) => {
+                    let id = row.try_get::<String, _>(key).unwrap_or_else(|_| "?".into());
+                    if unreadable.first_report(&format!("{table}:{id}")) {
+                        tracing::error!(table, key = %id, error = %err, "a stored row cannot be read; it is left out");
+                    }
+                    None
+                }
+            }
+        })
+        .collect()
+}
 
 /// Parses a stored id.
 pub(crate) fn parse_id<T: From<Uuid>>(raw: &str) -> Result<T, PortError> {

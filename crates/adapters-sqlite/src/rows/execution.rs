@@ -5,7 +5,7 @@ use super::{from_json, opt_text, parse_enum, parse_id, parse_opt_id, to_json};
 use crate::sql::{Arg, from_millis, millis};
 use flow_domain::error::PortError;
 use flow_domain::ids::{ExecutionId, FlowId, TenantId};
-use flow_domain::model::{Counters, Execution, Owner, StepRecord, TriggerInfo};
+use flow_domain::model::{Counters, Execution, Owner, StepRecord, TriggerInfo, TriggerType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -25,7 +25,7 @@ pub(crate) const EXECUTION_WRITE_COLUMNS: [&str; 12] = [
     "finished_at",
     "lease_owner",
     "lease_until",
-    "lease_attempts",
+    "attempts",
 ];
 
 /// Columns of `executions` written by inserts only, after [`EXECUTION_WRITE_COLUMNS`]: an
@@ -34,8 +34,8 @@ pub(crate) const EXECUTION_WRITE_COLUMNS: [&str; 12] = [
 pub(crate) const EXECUTION_INSERT_ONLY_COLUMNS: [&str; 1] = ["idempotency_key"];
 
 /// Columns read into an [`ExecutionRow`].
-pub(crate) const EXECUTION_COLUMNS: &str = "id, flow_id, tenant, status, owners, doc, created_at, \
-     started_at, finished_at, lease_owner, lease_until, lease_attempts, idempotency_key, revision";
+pub(crate) const EXECUTION_COLUMNS: &str = "id, flow_id, tenant, status, trigger_type, owners, doc, \
+     created_at, started_at, finished_at, lease_owner, lease_until, attempts, idempotency_key, revision";
 
 #[derive(Serialize)]
 struct DocRef<'a> {
@@ -85,7 +85,7 @@ pub(crate) fn execution_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
         opt_millis(e.finished_at),
         Arg::OptText(e.lease_owner.clone()),
         opt_millis(e.lease_until),
-        Arg::Int(i64::from(e.lease_attempts)),
+        Arg::Int(i64::from(e.attempts)),
     ])
 }
 
@@ -103,6 +103,7 @@ pub(crate) struct ExecutionRow {
     flow_id: String,
     tenant: Option<String>,
     status: String,
+    trigger_type: String,
     owners: String,
     doc: String,
     created_at: i64,
@@ -110,7 +111,7 @@ pub(crate) struct ExecutionRow {
     finished_at: Option<i64>,
     lease_owner: Option<String>,
     lease_until: Option<i64>,
-    lease_attempts: i64,
+    attempts: i64,
     idempotency_key: Option<String>,
     revision: i64,
 }
@@ -118,14 +119,23 @@ pub(crate) struct ExecutionRow {
 impl TryFrom<ExecutionRow> for Execution {
     type Error = PortError;
 
+    /// The execution of `row`. A document or owners that cannot be read (nested too deep,
+    /// corrupt) make it the execution's readable remains ([`Execution::mark_unreadable`]), not
+    /// an error: only a row that cannot be addressed (id, flow, status, times) fails.
     fn try_from(row: ExecutionRow) -> Result<Self, PortError> {
-        let doc: Doc = from_json(&row.doc, "execution document")?;
-        let owners: Vec<Owner> = from_json(&row.owners, "owners")?;
-        Ok(Execution {
+        let doc: Result<Doc, PortError> = from_json(&row.doc, "execution document");
+        let owners: Result<Vec<Owner>, PortError> = from_json(&row.owners, "owners");
+        let unreadable = match (&doc, &owners) {
+            (Err(_), _) => Some("its document"),
+            (_, Err(_)) => Some("its owners"),
+            _ => None,
+        };
+        let doc = doc.unwrap_or_else(|_| Doc::unreadable(&row.trigger_type));
+        let mut execution = Execution {
             id: parse_id::<ExecutionId>(&row.id)?,
             flow_id: parse_id::<FlowId>(&row.flow_id)?,
             tenant: parse_opt_id::<TenantId>(row.tenant.as_deref())?,
-            owners,
+            owners: owners.unwrap_or_default(),
             trigger: doc.trigger,
             status: parse_enum(&row.status, "execution status")?,
             input: doc.input,
@@ -138,9 +148,30 @@ impl TryFrom<ExecutionRow> for Execution {
             idempotency_key: row.idempotency_key,
             lease_owner: row.lease_owner,
             lease_until: row.lease_until.map(from_millis).transpose()?,
-            lease_attempts: u32::try_from(row.lease_attempts).unwrap_or(0),
+            attempts: u32::try_from(row.attempts).unwrap_or(0),
+            unreadable: false,
             revision: row.revision,
-        })
+        };
+        if let Some(what) = unreadable {
+            execution.mark_unreadable(what);
+        }
+        Ok(execution)
+    }
+}
+
+impl Doc {
+    /// Stands in for a document that cannot be read: the trigger type from its column.
+    fn unreadable(trigger_type: &str) -> Self {
+        Doc {
+            trigger: TriggerInfo {
+                trigger_type: trigger_type.parse().unwrap_or(TriggerType::Manual),
+                request_id: None,
+            },
+            input: Value::Null,
+            counters: Counters::default(),
+            steps: BTreeMap::new(),
+            error: None,
+        }
     }
 }
 

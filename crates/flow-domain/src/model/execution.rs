@@ -253,9 +253,16 @@ pub struct Execution {
     /// When the lease runs out; a running execution past it was left by a dead worker.
     #[serde(skip)]
     pub lease_until: Option<DateTime<Utc>>,
-    /// How many leases expired so far (drives give-up after repeated worker loss).
+    /// Runs started so far, each counted durably before it began (by the claim, or by the
+    /// insert of an inline run): a run whose process died stays counted, so an execution that
+    /// kills its process cannot be run more often than the attempt limit allows.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Set when the stored record could not be read back (a document too deep or corrupt):
+    /// what could be read is kept, `input` is null, the steps are empty and `error` says why
+    /// (see [`Execution::mark_unreadable`]). Such an execution is never run; recovery fails it.
     #[serde(skip)]
-    pub lease_attempts: u32,
+    pub unreadable: bool,
     /// Optimistic-concurrency revision, incremented by every save and claim; internal.
     #[serde(skip)]
     pub revision: i64,
@@ -288,10 +295,30 @@ impl Execution {
             idempotency_key: None,
             lease_owner: None,
             lease_until: None,
-            lease_attempts: 0,
+            attempts: 0,
+            unreadable: false,
             revision: 0,
         }
     }
+
+    /// Turns an execution whose stored document (or owners) could not be read into its
+    /// readable remains: no input, no steps, zero counters, and an `error` naming `what` could
+    /// not be read. Its id, flow, status, times, lease and revision stay as stored, so it is
+    /// listed like any other and can still be addressed (failed, cancelled).
+    pub fn mark_unreadable(&mut self, what: &str) {
+        self.unreadable = true;
+        self.input = Value::Null;
+        self.steps.clear();
+        self.counters = Counters::default();
+        self.error = Some(unreadable_message(what));
+    }
+}
+
+/// The `error` of an execution whose stored record could not be read.
+pub fn unreadable_message(what: &str) -> String {
+    format!(
+        "The stored record of this execution could not be read ({what}); its input and steps are not shown."
+    )
 }
 
 impl Execution {

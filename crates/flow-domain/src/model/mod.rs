@@ -6,18 +6,20 @@ mod flow;
 mod graph;
 mod identity;
 mod owner;
+mod process;
 mod template;
 
 pub use component::{ExternalComponent, ExternalFunction};
 pub use execution::{
     Counters, Execution, ExecutionStatus, SAMPLE_OUTPUT_LIMIT, StepRecord, StepStatus, TriggerInfo,
-    TriggerType,
+    TriggerType, unreadable_message,
 };
 pub use flow::{Flow, FlowSpec, FlowStatus, FlowType};
 pub use graph::{Edge, EdgeConfig, Graph, Node};
 pub use identity::{AccessToken, NewUser, Tenant, TokenRevocation, User, UserStatus};
 pub(crate) use owner::add_owner as add_owner_pub;
 pub use owner::{Owner, OwnerType};
+pub use process::ProcessIdentity;
 pub use template::{Template, TemplateSpec, TemplateStatus};
 
 /// Serde helpers for API timestamps (RFC 3339, UTC, milliseconds).

@@ -1,6 +1,12 @@
 //! The engine as the webhook use case sees it: running a short flow to its end inside the
 //! calling process, so a synchronous call is answered without a trip through the event bus and
-//! a worker (the whole execution is then stored once, ended, before the answer).
+//! a worker.
+//!
+//! The run is counted durably before it begins, as every run is: the caller stores the
+//! execution taken by [`InlineRunner::claim_inline`] (`running`, its first run counted, leased
+//! to this process) before [`InlineRunner::run_inline`], and stores it ended afterwards. If the
+//! process dies during the run, recovery finds the lease of a dead process and treats the run
+//! as any lost run: run again elsewhere, or failed once the attempt limit is reached.
 
 use crate::model::{Execution, Flow};
 use async_trait::async_trait;
@@ -14,7 +20,12 @@ pub trait InlineRunner: Send + Sync {
     /// execution and a bounded running time (no outbound calls, no waiting).
     fn runs_inline(&self, flow: &Flow) -> bool;
 
-    /// Runs `execution` (queued, with its input) through `flow` to its end and returns it
-    /// ended: `succeeded` or `failed`, with every step and the counters. Nothing is stored.
+    /// Takes the queued `execution` for a run in this process, in memory: `running`, started
+    /// now, its first run counted and leased to this process. Store it before running it.
+    fn claim_inline(&self, execution: &mut Execution);
+
+    /// Runs `execution` (taken by [`InlineRunner::claim_inline`]) through `flow` to its end
+    /// and returns it ended: `succeeded` or `failed`, with every step and the counters, its
+    /// lease released. Nothing is stored.
     async fn run_inline(&self, flow: Arc<Flow>, execution: Execution) -> Execution;
 }

@@ -9,6 +9,7 @@
 mod bus;
 mod catalogue;
 mod engine;
+mod reported_once;
 mod retention;
 mod security;
 mod storage;
@@ -16,6 +17,7 @@ mod storage;
 pub use bus::{EventPublisher, EventStream, EventSubscriber};
 pub use catalogue::{ComponentCatalogue, ComponentFunction, ComponentKind, ComponentSpec};
 pub use engine::InlineRunner;
+pub use reported_once::ReportedOnce;
 pub use retention::ExecutionRetention;
 pub use security::{PasswordHasher, TokenMinter};
 pub use storage::{

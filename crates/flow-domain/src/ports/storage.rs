@@ -2,6 +2,7 @@
 
 use crate::error::PortError;
 use crate::event::{Consumed, Event};
+use crate::execution_lifecycle::AttemptLimit;
 use crate::ids::{ExecutionId, FlowId, TemplateId, TenantId, TokenId, UserId};
 use crate::model::{
     AccessToken, Execution, ExternalComponent, Flow, NewUser, Template, Tenant, TokenRevocation, User,
@@ -68,12 +69,14 @@ pub trait FlowRepository: Send + Sync {
     async fn delete(&self, flow: &Flow, events: &[Event]) -> Result<(), PortError>;
 
     /// Flows in `starting` or `stopping` whose status changed before `before` (oldest first).
+    /// A row that cannot be read is left out (and reported once), never failing the list.
     ///
     /// # Errors
     /// `Unavailable`, `Other`.
     async fn list_stalled(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Flow>, PortError>;
 
-    /// Every `active` flow with a `cron` expression (the scheduler's work list).
+    /// Every `active` flow with a `cron` expression (the scheduler's work list). A row that
+    /// cannot be read is left out (and reported once), never failing the list.
     ///
     /// # Errors
     /// `Unavailable`, `Other`.
@@ -146,6 +149,8 @@ pub trait ExecutionRepository: Send + Sync {
     async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError>;
 
     /// The execution with `id`, whoever may see it (the caller applies the visibility policy).
+    /// When its document or owners cannot be read back, it is returned with
+    /// [`Execution::unreadable`] set (see [`Execution::mark_unreadable`]).
     ///
     /// # Errors
     /// `Unavailable`, `Other`.
@@ -153,25 +158,33 @@ pub trait ExecutionRepository: Send + Sync {
 
     /// One page of the executions matching `query`, newest first (`createdAt` descending, ties
     /// by id descending), and how many match in all. MUST apply `query.visibility` exactly as
-    /// `Actor::can_see` on the execution's tenant and owners.
+    /// `Actor::can_see` on the execution's tenant and owners. Every listing of executions
+    /// treats each row alone: a row whose document cannot be read is listed with
+    /// [`Execution::unreadable`] set, one that cannot even be addressed is left out (and
+    /// reported once).
     ///
     /// # Errors
     /// `Unavailable`, `Other`.
     async fn list(&self, query: &ExecutionQuery) -> Result<Page<Execution>, PortError>;
 
-    /// Atomically hands the execution to `worker` if it is `queued`, or `running` with a lease
-    /// that ran out at or before `now` (or with no lease at all): sets `running`, the lease (`worker`, `lease_until`),
-    /// `startedAt` when unset, and revision + 1, and returns the execution as stored. Of two
-    /// concurrent claims at most one gets `Some`.
+    /// Atomically hands the execution to `worker` for one more run if it is `queued`, or
+    /// `running` with a lease that ran out at or before `now` (or with no lease at all), and
+    /// fewer than `limit` runs were counted: sets `running`, the lease (`worker`,
+    /// `lease_until`), `startedAt` when unset, counts the run (`attempts` + 1) and revision + 1,
+    /// and returns the execution as stored. The count is durable before the caller runs
+    /// anything, so a run whose process dies stays counted. Of two concurrent claims at most
+    /// one gets `Some`.
     ///
     /// # Errors
-    /// `Unavailable`, `Other`. An unknown id, or one not claimable, is `Ok(None)`.
+    /// `Unavailable`, `Other`. An unknown id, or one not claimable (ended, leased, or out of
+    /// attempts), is `Ok(None)`.
     async fn claim(
         &self,
         id: ExecutionId,
         worker: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        limit: AttemptLimit,
     ) -> Result<Option<Execution>, PortError>;
 
     /// Replaces the stored execution (status, steps, counters, lease, ...) if the stored
@@ -183,11 +196,25 @@ pub trait ExecutionRepository: Send + Sync {
     /// differs (another worker or a cancel got there first).
     async fn save(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError>;
 
-    /// Running executions whose lease ran out at or before `now`, oldest lease first.
+    /// Running executions whose lease ran out at or before `now`, oldest lease first. A row
+    /// whose document cannot be read is listed with [`Execution::unreadable`] set.
     ///
     /// # Errors
     /// `Unavailable`, `Other`.
     async fn list_expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError>;
+
+    /// Running executions leased by an owner that starts with `owner_prefix` other than
+    /// `current_owner`, whatever their lease's expiry (the leases an earlier incarnation of a
+    /// restarted process left, see [`crate::model::ProcessIdentity`]), oldest lease first.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn list_orphaned_leases(
+        &self,
+        owner_prefix: &str,
+        current_owner: &str,
+        limit: u32,
+    ) -> Result<Vec<Execution>, PortError>;
 
     /// Stores `execution` (whose `idempotency_key` is set) unless an execution of the same flow
     /// with the same key was created at or after `window_start`: then nothing is written and
@@ -387,8 +414,9 @@ pub trait TokenRepository: Send + Sync {
 pub struct StoredEvent {
     /// Monotonic position; the relay publishes in this order.
     pub seq: i64,
-    /// The event.
-    pub event: Event,
+    /// The event, or why the stored row cannot be read back as one (the relay then drops it
+    /// with one log line instead of failing every batch it is claimed in).
+    pub event: Result<Event, String>,
 }
 
 /// The transactional outbox, read by the relay, and written directly by consumers whose only
@@ -402,12 +430,21 @@ pub trait Outbox: Send + Sync {
     /// MUST return `AlreadyProcessed`, appending nothing, when `consumed` was already recorded.
     async fn append<'a>(&self, events: &[Event], consumed: Option<&'a Consumed>) -> Result<(), PortError>;
 
-    /// Claims up to `limit` unpublished events, in order. A claim by one relay MUST NOT be
-    /// handed to another relay until released or expired.
+    /// Claims up to `limit` unpublished events for `claimer` (the relay's process incarnation),
+    /// in order. A claim by one relay MUST NOT be handed to another relay until released or
+    /// expired. Each row is read alone: one that cannot be read is returned with its error.
     ///
     /// # Errors
     /// `Unavailable`, `Other`.
-    async fn claim(&self, limit: u32) -> Result<Vec<StoredEvent>, PortError>;
+    async fn claim(&self, claimer: &str, limit: u32) -> Result<Vec<StoredEvent>, PortError>;
+
+    /// Releases the claims of every claimer starting with `claimer_prefix` other than
+    /// `current_claimer` (those an earlier incarnation of a restarted process left), so their
+    /// events are published now rather than once the claims expire. Returns how many.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Other`.
+    async fn release_claims(&self, claimer_prefix: &str, current_claimer: &str) -> Result<u64, PortError>;
 
     /// Marks events published (they are never claimed again).
     ///
@@ -425,12 +462,13 @@ pub trait Outbox: Send + Sync {
     async fn mark_published_then_claim(
         &self,
         published: &[i64],
+        claimer: &str,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, PortError> {
         if !published.is_empty() {
             self.mark_published(published).await?;
         }
-        self.claim(limit).await
+        self.claim(claimer, limit).await
     }
 
     /// Returns once new events may be pending, or after `max_wait`.

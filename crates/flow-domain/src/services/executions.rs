@@ -132,12 +132,18 @@ impl ExecutionService {
     ///
     /// # Errors
     /// `Forbidden` without `flows.control`; `InvalidId`, `NotFound`; `Conflict` while the
-    /// execution has not finished, or when its flow was deleted.
+    /// execution has not finished, when its flow was deleted, or when its stored input could
+    /// not be read back.
     pub async fn retry(&self, actor: &Actor, id: &str) -> ServiceResult<Execution> {
         actor.require(Permission::FlowsControl)?;
         let original = self.visible(actor, parse_id(id)?).await?;
         transition(original.status, &ExecutionInput::Retry)
             .map_err(|rejection| ServiceError::Conflict(rejection.to_string()))?;
+        if original.unreadable || original.input.is_null() {
+            return Err(ServiceError::Conflict(
+                "The input of this execution could not be read back; it cannot be retried.".into(),
+            ));
+        }
         if self.flows.get(original.flow_id).await?.is_none() {
             return Err(ServiceError::Conflict("The flow of this execution was deleted.".into()));
         }
@@ -234,7 +240,7 @@ pub fn apply_effects(execution: &mut Execution, effects: &[ExecutionEffect], now
                 execution.lease_until = None;
             }
             ExecutionEffect::RecordError(reason) => execution.error = Some(reason.clone()),
-            ExecutionEffect::CountAttempt => execution.lease_attempts += 1,
+            ExecutionEffect::CountAttempt => execution.attempts += 1,
             ExecutionEffect::TakeLease | ExecutionEffect::SpawnRetry => {}
         }
     }

@@ -168,6 +168,15 @@ pub struct Watchdog {
     config: WatchdogConfig,
 }
 
+/// What one [`Watchdog::pass`] did.
+#[derive(Debug, Default, PartialEq)]
+pub struct WatchdogPass {
+    /// The flows it acted on.
+    pub acted: Vec<FlowId>,
+    /// The flows it could not handle, with why.
+    pub skipped: Vec<(FlowId, String)>,
+}
+
 impl Watchdog {
     /// A watchdog over `flows`.
     pub fn new(flows: Arc<dyn FlowRepository>, clock: Arc<dyn Clock>, config: WatchdogConfig) -> Self {
@@ -179,8 +188,17 @@ impl Watchdog {
     /// # Errors
     /// Storage failures.
     pub async fn tick(&self) -> ServiceResult<Vec<FlowId>> {
+        Ok(self.pass().await?.acted)
+    }
+
+    /// One pass, each flow alone: a flow that cannot be handled (other than during a storage
+    /// outage) is skipped with why, and the others are still handled.
+    ///
+    /// # Errors
+    /// Storage outages (listing, or handling a flow).
+    pub async fn pass(&self) -> ServiceResult<WatchdogPass> {
         let before = self.clock.now() - self.config.deadline;
-        let mut acted = Vec::new();
+        let mut pass = WatchdogPass::default();
         for flow in self.flows.list_stalled(before, 100).await? {
             let input = LifecycleInput::DeadlinePassed {
                 attempts: flow.lifecycle_attempts,
@@ -188,11 +206,12 @@ impl Watchdog {
             };
             let id = flow.id;
             match drive(self.flows.as_ref(), self.clock.as_ref(), flow, &input, None, None).await {
-                Ok(_) => acted.push(id),
+                Ok(_) => pass.acted.push(id),
                 Err(ServiceError::NotFound(_) | ServiceError::Conflict(_)) => {}
-                Err(e) => return Err(e),
+                Err(e @ ServiceError::Unavailable(_)) => return Err(e),
+                Err(e) => pass.skipped.push((id, e.to_string())),
             }
         }
-        Ok(acted)
+        Ok(pass)
     }
 }

@@ -25,7 +25,7 @@ pub use components::ComponentService;
 pub use executions::ExecutionService;
 pub use flows::FlowService;
 pub use identity::{AuthService, FirstAdmin, IssuedToken};
-pub use lifecycle::{LifecycleListener, Watchdog, WatchdogConfig};
+pub use lifecycle::{LifecycleListener, Watchdog, WatchdogConfig, WatchdogPass};
 pub use retention::{ExecutionPurge, RetentionConfig};
 pub use templates::TemplateService;
 pub use throttle::{LoginThrottle, ThrottleConfig};

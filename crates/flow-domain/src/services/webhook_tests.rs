@@ -351,27 +351,45 @@ fn bearer_and_basic_need_webhooks_execute_and_ownership() {
     assert!(refused(block_on(service.accept(&call(id, &[("authorization", "Bearer good-token")])))));
 }
 
-/// A service over `flow` with an inline runner that can (or cannot) run it, storing exactly
-/// one execution: ended and without events when it ran inline, else queued with `flow.execute`.
+/// A service over `flow` with an inline runner that can (or cannot) run it. Inline: the
+/// execution is inserted running with its first run counted and leased (no event) before the
+/// run, then saved ended; else it is inserted queued with `flow.execute`.
 fn inline_service(flow: Flow, caller: User, runs_inline: bool) -> WebhookService {
     let mut flows = MockFlowRepository::new();
     flows.expect_get_shared().returning(move |id| Ok((id == flow.id).then(|| Arc::new(flow.clone()))));
     let mut executions = MockExecutionRepository::new();
+    let mut order = mockall::Sequence::new();
     executions
         .expect_insert()
         .withf(move |e: &Execution, events| {
             if runs_inline {
-                e.status == ExecutionStatus::Succeeded && events.is_empty()
+                e.status == ExecutionStatus::Running
+                    && e.attempts == 1
+                    && e.lease_owner.as_deref() == Some("this-process")
+                    && events.is_empty()
             } else {
-                e.status == ExecutionStatus::Queued && events.len() == 1
+                e.status == ExecutionStatus::Queued && e.attempts == 0 && events.len() == 1
             }
         })
         .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _| Ok(()));
+    executions
+        .expect_save()
+        .withf(|e: &Execution, events| e.status == ExecutionStatus::Succeeded && events.is_empty())
+        .times(usize::from(runs_inline))
+        .in_sequence(&mut order)
         .returning(|_, _| Ok(()));
     let mut runner = MockInlineRunner::new();
     runner.expect_runs_inline().return_const(runs_inline);
+    runner.expect_claim_inline().times(usize::from(runs_inline)).returning(|execution| {
+        execution.status = ExecutionStatus::Running;
+        execution.attempts = 1;
+        execution.lease_owner = Some("this-process".into());
+    });
     runner.expect_run_inline().times(usize::from(runs_inline)).returning(|_, mut execution| {
         execution.status = ExecutionStatus::Succeeded;
+        execution.lease_owner = None;
         execution
     });
     WebhookService::new(Arc::new(flows), Arc::new(executions), auth(caller), clock())
@@ -379,7 +397,7 @@ fn inline_service(flow: Flow, caller: User, runs_inline: bool) -> WebhookService
 }
 
 #[test]
-fn a_synchronous_call_runs_inline_and_stores_the_ended_execution_once() {
+fn a_synchronous_call_is_stored_running_then_run_inline_and_stored_ended() {
     let (owner, tenant) = (UserId::new(), TenantId::new());
     let active = flow(FlowStatus::Active, json!({}), owner, tenant);
     let id = active.id;

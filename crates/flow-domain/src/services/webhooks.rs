@@ -8,8 +8,11 @@
 //! sent to an unknown, inactive or protected flow is never parsed.
 //!
 //! A synchronous call (`?sync=true`) to a flow the [`InlineRunner`] can run (every node free of
-//! outside effects and waiting) is run in the calling process instead, and the ended execution,
-//! with all its steps, is stored once before the answer: no event, no worker, no polling.
+//! outside effects and waiting) is run in the calling process instead: no event, no worker, no
+//! polling. Its execution is stored `running`, with its first run counted and leased to this
+//! process, before the run (so a run that kills the process is counted, and recovered like any
+//! lost run), and stored again, ended with all its steps, before the answer. A repeated call
+//! (same idempotency key) is answered with the first call's execution and runs nothing.
 
 use super::admission::ExecutionBacklog;
 use super::identity::AuthService;
@@ -18,7 +21,7 @@ use super::webhook_auth::{
     verify_hmac, verify_standard_webhook,
 };
 use crate::actor::Actor;
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::{PortError, ServiceError, ServiceResult};
 use crate::event::Event;
 use crate::ids::{ExecutionId, FlowId};
 use crate::model::{Execution, Flow, FlowStatus, TriggerInfo, TriggerType};
@@ -226,26 +229,52 @@ impl WebhookService {
         // `Idempotency-Key` or `x-request-id` cannot make it run again.
         execution.idempotency_key = signed_key.or_else(|| idempotency_key(call));
         let inline = self.inline.as_ref().filter(|runner| wait && runner.runs_inline(&flow));
-        let (execution, events) = match inline {
-            // A repeated call runs the flow again (it has no outside effects) and is then
-            // answered with the first call's execution by the idempotent insert.
-            Some(runner) => (runner.run_inline(flow, execution).await, Vec::new()),
-            None => {
-                if let Some(backlog) = &self.backlog {
-                    backlog.admit()?;
-                }
-                let events = vec![Event::flow_execute(flow.id, execution.id, now)];
-                (execution, events)
+        if let Some(runner) = inline {
+            runner.claim_inline(&mut execution);
+            // Stored running, its run counted, before anything of the flow runs.
+            if let Some(first) = self.record(&execution, &[], now).await? {
+                return Ok(accepted(first, true));
             }
-        };
-        if execution.idempotency_key.is_none() {
-            self.executions.insert(&execution, &events).await?;
-            return Ok(accepted(execution, false));
+            let ended = runner.run_inline(flow, execution).await;
+            return self.record_end(ended).await;
         }
-        let window_start = now - Duration::hours(IDEMPOTENCY_WINDOW_HOURS);
-        match self.executions.insert_idempotent(&execution, &events, window_start).await? {
+        if let Some(backlog) = &self.backlog {
+            backlog.admit()?;
+        }
+        let events = vec![Event::flow_execute(flow.id, execution.id, now)];
+        match self.record(&execution, &events, now).await? {
             None => Ok(accepted(execution, false)),
             Some(first) => Ok(accepted(first, true)),
+        }
+    }
+
+    /// Stores the new `execution` with `events`, once per idempotency key within the window:
+    /// `Some(first)` when an earlier call with the key holds it (nothing was stored).
+    async fn record(
+        &self,
+        execution: &Execution,
+        events: &[Event],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> ServiceResult<Option<Execution>> {
+        if execution.idempotency_key.is_none() {
+            self.executions.insert(execution, events).await?;
+            return Ok(None);
+        }
+        let window_start = now - Duration::hours(IDEMPOTENCY_WINDOW_HOURS);
+        Ok(self.executions.insert_idempotent(execution, events, window_start).await?)
+    }
+
+    /// Stores the ended inline run. When the stored execution changed during the run (a cancel,
+    /// or recovery after the run outlived its lease), the stored one wins: the caller is
+    /// answered with it, or waits for it when it has not ended yet.
+    async fn record_end(&self, ended: Execution) -> ServiceResult<WebhookAccepted> {
+        match self.executions.save(&ended, &[]).await {
+            Ok(()) => Ok(accepted(ended, false)),
+            Err(PortError::Conflict | PortError::NotFound) => {
+                let stored = self.executions.get(ended.id).await?;
+                Ok(accepted(stored.unwrap_or(ended), false))
+            }
+            Err(err) => Err(err.into()),
         }
     }
 

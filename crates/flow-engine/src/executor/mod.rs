@@ -4,6 +4,12 @@
 //! waiting for a slot holds no lease. Recovery ([`Executor::recover_once`]) puts executions of
 //! dead workers back in the queue (or fails them after repeated losses) and announces queued
 //! executions whose `flow.execute` was lost.
+//!
+//! Every run is counted before it begins, in the claim that starts it (inline runs: in the
+//! insert of the claimed execution, see [`InlineRunner`]), so a run whose process dies stays
+//! counted: once `max_attempts` runs were counted without an end, the execution is failed
+//! with the reason instead of being run again. An execution that crashes the process running
+//! it cannot crash-loop it.
 
 mod config;
 mod graph_walk;
@@ -11,6 +17,7 @@ mod recovery;
 mod run;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +31,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use config::ExecutorConfig;
-pub use recovery::spawn_recovery;
+pub use recovery::{spawn_leftover_recovery, spawn_recovery};
 
 use crate::components::ComponentRegistry;
 use crate::handler::EventHandler;
@@ -56,6 +63,10 @@ pub(crate) struct Shared {
     hard_stop: CancellationToken,
     /// Spawned runs (waiting or running).
     spawned: watch::Sender<usize>,
+    /// When this executor was made (this process's start, for recovery).
+    started_at: chrono::DateTime<chrono::Utc>,
+    /// Whether what an earlier incarnation of this process left was taken over.
+    leftovers_recovered: AtomicBool,
 }
 
 impl Executor {
@@ -71,6 +82,7 @@ impl Executor {
         config: ExecutorConfig,
     ) -> Self {
         let global = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
+        let started_at = clock.now();
         Self {
             shared: Arc::new(Shared {
                 executions,
@@ -85,6 +97,8 @@ impl Executor {
                 stopping: CancellationToken::new(),
                 hard_stop: CancellationToken::new(),
                 spawned: watch::Sender::new(0),
+                started_at,
+                leftovers_recovered: AtomicBool::new(false),
             }),
         }
     }
@@ -178,6 +192,10 @@ impl InlineRunner for Executor {
         computes_only(flow)
     }
 
+    fn claim_inline(&self, execution: &mut Execution) {
+        run::claim_inline(&self.shared, execution);
+    }
+
     async fn run_inline(&self, flow: Arc<Flow>, execution: Execution) -> Execution {
         run::run_inline(&self.shared, flow, execution).await
     }
@@ -217,16 +235,13 @@ impl Shared {
             () = shared.stopping.cancelled() => return Ok(None),
             permits = Permits::acquire(shared, flow_id) => permits?,
         };
-        if let run::Unclaimed::Done(status) = run::run_unclaimed(shared, id, flow_id).await? {
-            drop(permits);
-            return Ok(status);
-        }
         let now = shared.clock.now();
         let lease_until = now + chrono::Duration::from_std(shared.config.lease)?;
-        let Some(execution) = shared.executions.claim(id, &shared.config.worker_id, now, lease_until).await?
-        else {
-            tracing::debug!(execution_id = %id, "execution not claimable (ended or running elsewhere)");
-            return Ok(None);
+        let (owner, limit) = (shared.config.process.owner(), shared.config.max_attempts);
+        // Counts this run durably before anything of it runs.
+        let Some(execution) = shared.executions.claim(id, owner, now, lease_until, limit).await? else {
+            // Ended, running elsewhere, or out of attempts (then it is failed here).
+            return run::fail_if_out_of_attempts(shared, id).await;
         };
         let status = run::run(shared, execution).await?;
         drop(permits);

@@ -1,12 +1,14 @@
 //! One run of one claimed execution: walks the graph from the trigger node, runs independent
 //! branches concurrently, and keeps every change to the [`Execution`] in one driver loop that
-//! saves after each finished step invocation and renews the lease every third of it.
+//! saves after each finished step invocation and renews the lease every third of it. The claim
+//! that starts a run counts it ([`Execution::attempts`]) before anything runs; an execution out
+//! of attempts is failed instead ([`fail_if_out_of_attempts`]).
 //!
-//! An inline run ([`run_inline`]) walks the same way in memory, in the caller's task: nothing is
-//! saved and no lease is held; the caller stores the ended execution.
+//! A claimed execution of a computes-only flow is run in memory and saved once, ended (two
+//! writes per execution: the claim, which counts the run, and the end).
 //!
-//! A queued execution of a computes-only flow is run without a claim ([`run_unclaimed`]): read,
-//! run in memory, stored ended by one compare-and-set save (one write instead of two).
+//! An inline run ([`run_inline`]) walks the same way in memory, in the caller's task, on an
+//! execution taken by [`claim_inline`] that the caller stored before and stores ended after.
 //!
 //! An execution claimed again after its worker died (it already has steps) is resumed by
 //! re-running from the trigger: its steps and counters are cleared first, so step counts stay
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use flow_domain::error::PortError;
-use flow_domain::execution_lifecycle::{ExecutionInput, transition};
+use flow_domain::execution_lifecycle::{ExecutionInput, process_died, transition};
 use flow_domain::model::{Counters, Execution, ExecutionStatus, Flow, StepRecord, StepStatus};
 use flow_domain::services::executions::apply_effects;
 use serde_json::Value;
@@ -55,54 +57,32 @@ pub(super) async fn run(shared: &Shared, execution: Execution) -> anyhow::Result
     status
 }
 
-/// How a run without a claim went (see [`run_unclaimed`]).
-pub(super) enum Unclaimed {
-    /// It does not apply: the caller claims the execution and runs it as usual.
-    NotApplicable,
-    /// The run ended: its status as stored, or `None` when a cancel or another worker changed
-    /// the execution first and this run's result was discarded.
-    Done(Option<ExecutionStatus>),
-}
-
-/// Runs the queued execution `id` of a computes-only flow without claiming it: reads it, runs it
-/// in memory and stores it ended with one save that is conditioned on the revision read. Such a
-/// run has no effect outside the execution, so when the save loses (the execution was cancelled,
-/// or another worker ran it meanwhile) its result is simply discarded; when the process dies
-/// during the run, the execution is still queued and recovery announces it again. One write per
-/// execution instead of two (claim, then save).
+/// After a claim of `id` found nothing to claim: when the execution is waiting for a run
+/// (queued, or running with a lease that ran out) but its runs are used up, fails it with the
+/// reason (the process running it died each time) and returns `Some(Failed)`; else `None`
+/// (it ended, or runs elsewhere).
 ///
 /// # Errors
-/// Storage failures (the execution then stays queued).
-pub(super) async fn run_unclaimed(
+/// Storage failures.
+pub(super) async fn fail_if_out_of_attempts(
     shared: &Shared,
     id: flow_domain::ids::ExecutionId,
-    flow_id: flow_domain::ids::FlowId,
-) -> anyhow::Result<Unclaimed> {
-    // The flow first (a cached read): an execution of a flow with outside effects is claimed
-    // without reading it here.
-    let Some(flow) = shared.flows.get_shared(flow_id).await? else { return Ok(Unclaimed::NotApplicable) };
-    if !super::computes_only(&flow) {
-        return Ok(Unclaimed::NotApplicable);
+) -> anyhow::Result<Option<ExecutionStatus>> {
+    let now = shared.clock.now();
+    let Some(execution) = shared.executions.get(id).await? else { return Ok(None) };
+    let waiting = execution.status == ExecutionStatus::Queued
+        || (execution.status == ExecutionStatus::Running
+            && execution.lease_until.is_none_or(|until| until <= now));
+    if !waiting || shared.config.max_attempts.allows_another(execution.attempts) {
+        tracing::debug!(execution_id = %id, status = %execution.status, "execution not claimable (ended or running elsewhere)");
+        return Ok(None);
     }
-    let Some(mut execution) = shared.executions.get(id).await? else { return Ok(Unclaimed::NotApplicable) };
-    if execution.status != ExecutionStatus::Queued || execution.flow_id != flow_id {
-        return Ok(Unclaimed::NotApplicable);
-    }
-    let started = Instant::now();
-    let execution_id = execution.id;
-    tracing::info!(%flow_id, %execution_id, "execution started");
-    restart_from_trigger(&mut execution);
-    let ended = run_inline(shared, flow, execution).await;
-    let result = match shared.executions.save(&ended, &[]).await {
-        Ok(()) => Ok(ended.status),
-        Err(PortError::Conflict | PortError::NotFound) => {
-            tracing::info!(%flow_id, %execution_id, "execution changed during its run; this run's result is discarded");
-            return Ok(Unclaimed::Done(None));
-        }
-        Err(err) => Err(err.into()),
-    };
-    log_end(flow_id, execution_id, started, &result);
-    result.map(|status| Unclaimed::Done(Some(status)))
+    let reason = process_died(execution.attempts);
+    tracing::warn!(
+        flow_id = %execution.flow_id, execution_id = %id, attempts = execution.attempts,
+        "execution out of attempts: the process running it kept dying; failed"
+    );
+    fail(shared, execution, &reason).await.map(Some)
 }
 
 /// Clears the steps and counters of an execution that ran before (its worker died): it is run
@@ -139,6 +119,10 @@ fn log_end(
 }
 
 async fn start(shared: &Shared, mut execution: Execution) -> anyhow::Result<ExecutionStatus> {
+    if execution.unreadable {
+        let reason = execution.error.clone().unwrap_or_default();
+        return fail(shared, execution, &reason).await;
+    }
     let Some(flow) = shared.flows.get_shared(execution.flow_id).await? else {
         return fail(shared, execution, "The flow was deleted.").await;
     };
@@ -163,19 +147,35 @@ async fn start(shared: &Shared, mut execution: Execution) -> anyhow::Result<Exec
     walk.drive().await
 }
 
-/// Runs the queued `execution` of `flow` to its end in memory (see the module documentation)
-/// and returns it ended.
-pub(super) async fn run_inline(shared: &Shared, flow: Arc<Flow>, mut execution: Execution) -> Execution {
+/// Takes the queued `execution` for an inline run by this process (see
+/// [`flow_domain::ports::InlineRunner::claim_inline`]): `running`, started now, its first run
+/// counted, leased to this process like a claim.
+pub(super) fn claim_inline(shared: &Shared, execution: &mut Execution) {
     let now = shared.clock.now();
-    match transition(execution.status, &ExecutionInput::Claim) {
+    let input = ExecutionInput::Claim { attempts: execution.attempts, limit: shared.config.max_attempts };
+    match transition(execution.status, &input) {
         Ok(step) => {
             execution.status = step.status;
-            execution.started_at = Some(now);
+            apply_effects(execution, &step.effects, now);
+            if execution.status == ExecutionStatus::Running {
+                execution.started_at.get_or_insert(now);
+                execution.lease_owner = Some(shared.config.process.owner().to_owned());
+                let lease = chrono::Duration::from_std(shared.config.lease).unwrap_or(chrono::Duration::MAX);
+                execution.lease_until = now.checked_add_signed(lease);
+            }
         }
         Err(err) => {
-            tracing::warn!(execution_id = %execution.id, error = %err, "inline run of an execution that is not queued");
-            return execution;
+            tracing::warn!(execution_id = %execution.id, error = %err, "inline claim of an execution that is not queued");
         }
+    }
+}
+
+/// Runs the `execution` of `flow` taken by [`claim_inline`] to its end in memory (see the
+/// module documentation) and returns it ended, its lease released.
+pub(super) async fn run_inline(shared: &Shared, flow: Arc<Flow>, mut execution: Execution) -> Execution {
+    if execution.status != ExecutionStatus::Running {
+        tracing::warn!(execution_id = %execution.id, status = %execution.status, "inline run of an execution that was not claimed");
+        return execution;
     }
     let Some(trigger) = flow.spec.graph.trigger().map(|n| n.id.clone()) else {
         end_in_memory(shared, &mut execution, ExecutionInput::Fail("The flow has no trigger node.".into()));

@@ -13,6 +13,7 @@ use chrono::Utc;
 use flow_domain::error::{PortError, ServiceError};
 use flow_domain::event::{Event, names};
 use flow_domain::ids::FlowId;
+use flow_domain::model::ProcessIdentity;
 use flow_domain::ports::{
     EventPublisher, EventSubscriber, MockFlowRepository, MockTemplateRepository, Outbox,
 };
@@ -48,12 +49,21 @@ async fn relay_steps_publish_in_order_and_mark_each_batch_with_the_next_claim() 
     let outbox = seeded_outbox(5).await;
     let (publisher, mut accepted) = FakePublisher::failing(0);
     let mut published = Vec::new();
-    assert_eq!(relay_step(outbox.as_ref(), &publisher, &mut published, 3).await.expect("relay"), 3);
+    assert_eq!(
+        relay_step(outbox.as_ref(), &publisher, &mut published, "relay#1", 3).await.expect("relay"),
+        3
+    );
     assert_eq!(published.len(), 3, "the batch waits to be marked by the next step");
     assert_eq!(outbox.pending_count().await.expect("count"), 5);
-    assert_eq!(relay_step(outbox.as_ref(), &publisher, &mut published, 3).await.expect("relay"), 2);
+    assert_eq!(
+        relay_step(outbox.as_ref(), &publisher, &mut published, "relay#1", 3).await.expect("relay"),
+        2
+    );
     assert_eq!(outbox.pending_count().await.expect("count"), 2, "the first batch is marked");
-    assert_eq!(relay_step(outbox.as_ref(), &publisher, &mut published, 3).await.expect("relay"), 0);
+    assert_eq!(
+        relay_step(outbox.as_ref(), &publisher, &mut published, "relay#1", 3).await.expect("relay"),
+        0
+    );
     assert!(published.is_empty());
     let first = accepted.recv().await.expect("batch");
     let second = accepted.recv().await.expect("batch");
@@ -68,7 +78,7 @@ async fn relay_step_marks_nothing_when_publishing_fails() {
     let outbox = seeded_outbox(2).await;
     let (publisher, _accepted) = FakePublisher::failing(1);
     let mut published = Vec::new();
-    let result = relay_step(outbox.as_ref(), &publisher, &mut published, 10).await;
+    let result = relay_step(outbox.as_ref(), &publisher, &mut published, "relay#1", 10).await;
     assert!(matches!(result, Err(PortError::Unavailable(_))));
     assert!(published.is_empty(), "nothing to mark");
     assert_eq!(outbox.pending_count().await.expect("count"), 2);
@@ -79,7 +89,7 @@ async fn relay_loop_retries_a_failing_publisher_then_stops_on_cancel() {
     let outbox = seeded_outbox(3).await;
     let (publisher, mut accepted) = FakePublisher::failing(2);
     let cancel = CancellationToken::new();
-    let relay = spawn_relay(outbox.clone(), Arc::new(publisher), cancel.clone());
+    let relay = spawn_relay(outbox.clone(), Arc::new(publisher), ProcessIdentity::unique(), cancel.clone());
     let batch = timeout(WAIT, accepted.recv()).await.expect("published in time").expect("batch");
     assert_eq!(numbers(&batch), [0, 1, 2]);
     cancel.cancel();
@@ -93,7 +103,7 @@ async fn relay_loop_retries_a_failing_outbox_and_picks_up_new_events() {
     outbox.fail_next(2);
     let (publisher, mut accepted) = FakePublisher::failing(0);
     let cancel = CancellationToken::new();
-    let relay = spawn_relay(outbox.clone(), Arc::new(publisher), cancel.clone());
+    let relay = spawn_relay(outbox.clone(), Arc::new(publisher), ProcessIdentity::unique(), cancel.clone());
     let events: Vec<Event> = (0..2).map(numbered).collect();
     // The first appends may hit the injected failures; retry until the outbox takes them.
     while outbox.append(&events, None).await.is_err() {}
@@ -250,7 +260,7 @@ async fn a_start_round_trips_over_the_bus() {
     )
     .await
     .expect("subscribed");
-    let relay = spawn_relay(outbox.clone(), Arc::new(bus.clone()), cancel.clone());
+    let relay = spawn_relay(outbox.clone(), Arc::new(bus.clone()), ProcessIdentity::unique(), cancel.clone());
 
     let id = FlowId::new();
     let payload = json!({

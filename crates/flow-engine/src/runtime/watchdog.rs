@@ -2,23 +2,32 @@
 //! `stopping` while the engine runs.
 
 use super::spawn_periodic;
+use flow_domain::ports::ReportedOnce;
 use flow_domain::services::Watchdog;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Calls [`Watchdog::tick`] every `every` (the first pass right away) until `cancel` fires;
-/// failures are logged and the next pass tries again.
+/// Runs [`Watchdog::pass`] every `every` (the first pass right away) until `cancel` fires;
+/// failures are logged and the next pass tries again. A flow the watchdog cannot handle is
+/// logged once (per flow and reason), not at every pass.
 pub fn spawn_watchdog(watchdog: Arc<Watchdog>, every: Duration, cancel: CancellationToken) -> JoinHandle<()> {
+    let reported = Arc::new(ReportedOnce::default());
     spawn_periodic("watchdog", every, cancel, move || {
-        let watchdog = Arc::clone(&watchdog);
+        let (watchdog, reported) = (Arc::clone(&watchdog), Arc::clone(&reported));
         async move {
-            match watchdog.tick().await {
-                Ok(acted) if !acted.is_empty() => {
-                    tracing::info!(flows = ?acted, "watchdog acted on flows stuck in transition");
+            match watchdog.pass().await {
+                Ok(pass) => {
+                    if !pass.acted.is_empty() {
+                        tracing::info!(flows = ?pass.acted, "watchdog acted on flows stuck in transition");
+                    }
+                    for (flow, reason) in pass.skipped {
+                        if reported.first_report(&format!("{flow}:{reason}")) {
+                            tracing::warn!(%flow, %reason, "watchdog skipped a flow it cannot handle");
+                        }
+                    }
                 }
-                Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "watchdog pass failed"),
             }
         }

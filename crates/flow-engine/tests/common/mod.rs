@@ -97,6 +97,49 @@ impl TestDb {
     }
 }
 
+/// A JSON array nested 200 levels: valid JSON, deeper than any reader of FlowMate accepts (as a
+/// bug or a hand edit could leave in a stored document).
+pub fn too_deep_json() -> String {
+    format!("{}{}", "[".repeat(200), "]".repeat(200))
+}
+
+impl TestDb {
+    /// Replaces the stored document of execution `id` with [`too_deep_json`], in plain SQL.
+    pub async fn corrupt_execution_document(&self, id: flow_domain::ids::ExecutionId) {
+        self.execute_on_row("UPDATE executions SET doc = $1 WHERE id = $2", id.to_string()).await;
+    }
+
+    /// Replaces the stored document (graph) of flow `id` with [`too_deep_json`], in plain SQL.
+    pub async fn corrupt_flow_document(&self, id: flow_domain::ids::FlowId) {
+        let sql = if on_postgres() {
+            "UPDATE flows SET doc = $1::jsonb WHERE id = $2"
+        } else {
+            "UPDATE flows SET doc = $1 WHERE id = $2"
+        };
+        self.execute_on_row(sql, id.to_string()).await;
+    }
+
+    /// Runs `sql` binding [`too_deep_json`] and `key`; it must change one row.
+    async fn execute_on_row(&self, sql: &'static str, key: String) {
+        let changed = match &self.backend {
+            Backend::Sqlite(dir) => {
+                let url = format!("sqlite://{}", dir.path().join("flowmate.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                let done = sqlx::query(sql).bind(too_deep_json()).bind(key).execute(&pool).await.unwrap();
+                pool.close().await;
+                done.rows_affected()
+            }
+            Backend::Postgres { url, .. } => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let done = sqlx::query(sql).bind(too_deep_json()).bind(key).execute(&pool).await.unwrap();
+                pool.close().await;
+                done.rows_affected()
+            }
+        };
+        assert_eq!(changed, 1, "one row corrupted");
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Backend::Postgres { name, .. } = &self.backend else { return };

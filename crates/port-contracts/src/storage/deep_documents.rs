@@ -71,7 +71,10 @@ pub async fn deep_documents_read_back(executions: Arc<dyn ExecutionRepository>) 
     assert!(left.contains(&e), "list_queued_before (recovery): as stored");
 
     let (t0, expiry) = (long_ago(-999_999_990), long_ago(-999_999_980));
-    let claimed = executions.claim(e.id, "worker-deep", t0, expiry).await.expect("claim a deep execution");
+    let claimed = executions
+        .claim(e.id, "worker-deep", t0, expiry, flow_domain::execution_lifecycle::AttemptLimit::DEFAULT)
+        .await
+        .expect("claim a deep execution");
     let claimed = claimed.expect("claimed");
     assert_eq!(claimed.input, e.input, "claim: the input as stored");
     let expired = executions.list_expired_leases(expiry, 1000).await.expect("list_expired_leases");

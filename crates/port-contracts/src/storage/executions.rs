@@ -8,6 +8,7 @@ use super::fixtures::{drain, event, events_of, long_ago, ms, now};
 use super::visibility::{Actors, Sample};
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
+use flow_domain::execution_lifecycle::AttemptLimit;
 use flow_domain::ids::{ExecutionId, FlowId, TenantId};
 use flow_domain::model::{
     Counters, Execution, ExecutionStatus, Owner, StepRecord, StepStatus, TriggerInfo, TriggerType,
@@ -70,7 +71,7 @@ pub async fn round_trip(executions: Arc<dyn ExecutionRepository>, outbox: Arc<dy
     full.steps.insert("trigger".into(), StepRecord::started("webhook", ms(long_ago(10))));
     full.lease_owner = Some("worker-1".into());
     full.lease_until = Some(ms(long_ago(60_000)));
-    full.lease_attempts = 2;
+    full.attempts = 2;
     full.revision = 4;
     let bare = execution(FlowId::new(), None, vec![], now());
     let events = vec![event(), event()];
@@ -260,8 +261,8 @@ pub async fn claim_is_exclusive(executions: Arc<dyn ExecutionRepository>) {
     let at = now();
     let until = at + chrono::Duration::seconds(60);
     let (x, y) = tokio::join!(
-        executions.claim(queued.id, "worker-x", at, until),
-        executions.claim(queued.id, "worker-y", at, until)
+        executions.claim(queued.id, "worker-x", at, until, AttemptLimit::DEFAULT),
+        executions.claim(queued.id, "worker-y", at, until, AttemptLimit::DEFAULT)
     );
     let winners: Vec<Execution> = [x.expect("claim x"), y.expect("claim y")].into_iter().flatten().collect();
     assert_eq!(winners.len(), 1, "exactly one of two concurrent claims wins");
@@ -271,12 +272,27 @@ pub async fn claim_is_exclusive(executions: Arc<dyn ExecutionRepository>) {
     assert_eq!(won.lease_until, Some(until), "lease expiry set");
     assert_eq!(won.started_at, Some(at), "startedAt set on first claim");
     assert_eq!(won.revision, queued.revision + 1, "a claim bumps the revision");
+    assert_eq!(won.attempts, queued.attempts + 1, "a claim counts the run");
     assert_eq!(executions.get(queued.id).await.expect("get"), Some(won), "the claim is stored");
     let later = at + chrono::Duration::seconds(30);
-    let again = executions.claim(queued.id, "worker-z", later, later + chrono::Duration::seconds(60));
+    let again = executions.claim(
+        queued.id,
+        "worker-z",
+        later,
+        later + chrono::Duration::seconds(60),
+        AttemptLimit::DEFAULT,
+    );
     assert_eq!(again.await.expect("claim"), None, "a live lease is not claimable");
-    assert_eq!(executions.claim(done.id, "w", at, until).await.expect("claim"), None, "finished");
-    assert_eq!(executions.claim(ExecutionId::new(), "w", at, until).await.expect("claim"), None, "unknown");
+    assert_eq!(
+        executions.claim(done.id, "w", at, until, AttemptLimit::DEFAULT).await.expect("claim"),
+        None,
+        "finished"
+    );
+    assert_eq!(
+        executions.claim(ExecutionId::new(), "w", at, until, AttemptLimit::DEFAULT).await.expect("claim"),
+        None,
+        "unknown"
+    );
 }
 
 /// A running execution whose lease ran out is listed by `list_expired_leases` (not before
@@ -286,14 +302,20 @@ pub async fn lease_expiry_reclaim(executions: Arc<dyn ExecutionRepository>) {
     executions.insert(&e, &[]).await.expect("insert");
     // Leases long past, so no other contract's lease falls in the windows below.
     let (t0, expiry) = (long_ago(100_000), long_ago(160_000));
-    let first = executions.claim(e.id, "worker-a", t0, expiry).await.expect("claim").expect("claimed");
+    let first = executions
+        .claim(e.id, "worker-a", t0, expiry, AttemptLimit::DEFAULT)
+        .await
+        .expect("claim")
+        .expect("claimed");
     let before = executions.list_expired_leases(long_ago(159_999), 1000).await.expect("list expired");
     assert!(before.iter().all(|x| x.id != e.id), "not listed before its lease runs out");
     let listed = executions.list_expired_leases(expiry, 1000).await.expect("list expired");
     assert_eq!(listed.iter().filter(|x| x.id == e.id).count(), 1, "listed once its lease ran out");
     assert_eq!(listed.iter().find(|x| x.id == e.id), Some(&first), "listed as stored");
     let t1 = long_ago(170_000);
-    let second = executions.claim(e.id, "worker-b", t1, now() + chrono::Duration::seconds(60)).await;
+    let second = executions
+        .claim(e.id, "worker-b", t1, now() + chrono::Duration::seconds(60), AttemptLimit::DEFAULT)
+        .await;
     let second = second.expect("claim").expect("an expired lease is claimable");
     assert_eq!(second.lease_owner.as_deref(), Some("worker-b"), "the new worker holds the lease");
     assert_eq!(second.started_at, Some(t0), "startedAt is kept");
@@ -310,7 +332,8 @@ pub async fn save_compare_and_set(executions: Arc<dyn ExecutionRepository>, outb
     let e = execution(FlowId::new(), None, vec![Owner::user(Uuid::now_v7())], now());
     executions.insert(&e, &[]).await.expect("insert");
     let at = now();
-    let claimed = executions.claim(e.id, "w", at, at + chrono::Duration::seconds(60)).await;
+    let claimed =
+        executions.claim(e.id, "w", at, at + chrono::Duration::seconds(60), AttemptLimit::DEFAULT).await;
     let claimed = claimed.expect("claim").expect("claimed");
     drain(outbox.as_ref()).await;
 

@@ -176,7 +176,7 @@ pub fn flow_event(flow: &Flow) -> Event {
 pub async fn drain(outbox: &dyn Outbox) -> Vec<StoredEvent> {
     let mut all = Vec::new();
     loop {
-        let batch = outbox.claim(1000).await.expect("claim");
+        let batch = outbox.claim("relay#1", 1000).await.expect("claim");
         if batch.is_empty() {
             return all;
         }
@@ -188,5 +188,5 @@ pub async fn drain(outbox: &dyn Outbox) -> Vec<StoredEvent> {
 
 /// The events among `stored` (in order), without their positions.
 pub fn events_of(stored: &[StoredEvent]) -> Vec<Event> {
-    stored.iter().map(|s| s.event.clone()).collect()
+    stored.iter().map(|s| s.event.clone().expect("a readable event")).collect()
 }

@@ -27,21 +27,24 @@ pub async fn append_claim_publish(outbox: Arc<dyn Outbox>) {
     outbox.append(&[], None).await.expect("append nothing");
     assert_eq!(outbox.pending_count().await.expect("pending"), 3, "three pending");
 
-    let first = outbox.claim(2).await.expect("claim");
+    let first = outbox.claim("relay#1", 2).await.expect("claim");
     assert_eq!(events_of(&first), events[..2].to_vec(), "claim returns the oldest events, in order");
     assert!(first[0].seq < first[1].seq, "positions increase");
-    let rest = outbox.claim(10).await.expect("claim");
+    let rest = outbox.claim("relay#1", 10).await.expect("claim");
     assert_eq!(events_of(&rest), events[2..].to_vec(), "claimed events are not handed out again");
     assert!(first[1].seq < rest[0].seq, "positions increase across appends");
-    assert!(outbox.claim(10).await.expect("claim").is_empty(), "everything is claimed");
-    assert!(outbox.claim(0).await.expect("claim").is_empty(), "limit 0");
+    assert!(outbox.claim("relay#1", 10).await.expect("claim").is_empty(), "everything is claimed");
+    assert!(outbox.claim("relay#1", 0).await.expect("claim").is_empty(), "limit 0");
 
     outbox.mark_published(&seqs(&first)).await.expect("mark published");
     assert_eq!(outbox.pending_count().await.expect("pending"), 1, "published events are gone");
     outbox.mark_published(&seqs(&rest)).await.expect("mark published");
     outbox.mark_published(&[]).await.expect("mark nothing");
     assert_eq!(outbox.pending_count().await.expect("pending"), 0, "all published");
-    assert!(outbox.claim(10).await.expect("claim").is_empty(), "published events are never claimed");
+    assert!(
+        outbox.claim("relay#1", 10).await.expect("claim").is_empty(),
+        "published events are never claimed"
+    );
 }
 
 /// `mark_published_then_claim` marks the given events published and claims the next ones, in
@@ -52,17 +55,19 @@ pub async fn mark_published_then_claim(outbox: Arc<dyn Outbox>) {
     let events: Vec<Event> = (0..5).map(|_| event()).collect();
     outbox.append(&events, None).await.expect("append");
 
-    let first = outbox.mark_published_then_claim(&[], 2).await.expect("claim only");
+    let first = outbox.mark_published_then_claim(&[], "relay#1", 2).await.expect("claim only");
     assert_eq!(events_of(&first), events[..2].to_vec(), "nothing to mark: the oldest two");
-    let second = outbox.mark_published_then_claim(&seqs(&first), 2).await.expect("mark and claim");
+    let second = outbox.mark_published_then_claim(&seqs(&first), "relay#1", 2).await.expect("mark and claim");
     assert_eq!(events_of(&second), events[2..4].to_vec(), "the next two, in order");
     assert_eq!(outbox.pending_count().await.expect("pending"), 3, "the first two are gone");
-    let again = outbox.mark_published_then_claim(&seqs(&first), 10).await.expect("mark again and claim");
+    let again =
+        outbox.mark_published_then_claim(&seqs(&first), "relay#1", 10).await.expect("mark again and claim");
     assert_eq!(events_of(&again), events[4..].to_vec(), "marking again is harmless; the last one");
-    let none = outbox.mark_published_then_claim(&seqs(&second), 10).await.expect("mark and claim");
+    let none = outbox.mark_published_then_claim(&seqs(&second), "relay#1", 10).await.expect("mark and claim");
     assert!(none.is_empty(), "everything is claimed: {none:?}");
     assert_eq!(outbox.pending_count().await.expect("pending"), 1, "only the last claim is left");
-    let nothing = outbox.mark_published_then_claim(&seqs(&again), 0).await.expect("mark, claim none");
+    let nothing =
+        outbox.mark_published_then_claim(&seqs(&again), "relay#1", 0).await.expect("mark, claim none");
     assert!(nothing.is_empty(), "limit 0");
     assert_eq!(outbox.pending_count().await.expect("pending"), 0, "all published");
 }
@@ -74,13 +79,17 @@ pub async fn concurrent_claims_are_disjoint(outbox: Arc<dyn Outbox>) {
     for chunk in events.chunks(7) {
         outbox.append(chunk, None).await.expect("append");
     }
-    let (a, b) = tokio::join!(outbox.claim(25), outbox.claim(25));
+    let (a, b) = tokio::join!(outbox.claim("relay#1", 25), outbox.claim("relay#1", 25));
     let (a, b) = (a.expect("claim a"), b.expect("claim b"));
     for claimed in [&a, &b] {
         assert!(claimed.windows(2).all(|w| w[0].seq < w[1].seq), "each claim is in order");
     }
-    let ids_a: HashSet<EventId> = a.iter().map(|s| s.event.id).collect();
-    assert!(b.iter().all(|s| !ids_a.contains(&s.event.id)), "no event is claimed twice");
+    let ids_a: HashSet<EventId> =
+        a.iter().map(|s| s.event.as_ref().map(|e| e.id).expect("readable")).collect();
+    assert!(
+        b.iter().all(|s| !ids_a.contains(&s.event.as_ref().map(|e| e.id).expect("readable"))),
+        "no event is claimed twice"
+    );
     assert_eq!(a.len() + b.len(), 40, "together they claim every event");
     let mut claimed: Vec<StoredEvent> = a.into_iter().chain(b).collect();
     claimed.sort_by_key(|s| s.seq);

@@ -1,8 +1,8 @@
-//! Runs without a claim (computes-only flows): the executor reads the queued execution, runs it
-//! in memory and stores it ended with one save conditioned on the revision it read. When the
-//! execution changes between that read and the save (here a cancel, made by a repository that
-//! cancels right after handing the execution out), the run's result is discarded and the
-//! newer state stays. Over real storage (SQLite, or PostgreSQL with
+//! Computes-only flows run by a worker: the executor claims the queued execution (which counts
+//! the run before anything of it runs), runs it in memory and stores it ended with one save
+//! conditioned on the claim's revision. When the execution changes between the claim and the
+//! save (here a cancel, made by a repository that cancels right after the claim), the run's
+//! result is discarded and the newer state stays. Over real storage (SQLite, or PostgreSQL with
 //! `FLOWMATE_TEST_STORAGE=postgres`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use common::{TestDb, node};
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
+use flow_domain::execution_lifecycle::AttemptLimit;
 use flow_domain::ids::{ExecutionId, TenantId};
 use flow_domain::model::{
     Edge, EdgeConfig, Execution, ExecutionStatus, Flow, FlowSpec, FlowStatus, FlowType, Graph, TriggerInfo,
@@ -30,32 +31,23 @@ use flow_engine::components::{ComponentRegistry, HttpConfig};
 use flow_engine::executor::{Executor, ExecutorConfig};
 use serde_json::{Map, json};
 
-/// The real repository, except that the first `get` cancels the execution right after reading
-/// it (as a user's cancel landing while the executor runs it); counts the saves refused as
-/// conflicting.
-struct CancelAfterFirstRead {
+/// The real repository, except that the first claim cancels the execution right after
+/// handing it out (as a user's cancel landing while the executor runs it); counts the saves
+/// refused as conflicting.
+struct CancelAfterFirstClaim {
     inner: Arc<dyn ExecutionRepository>,
     armed: AtomicBool,
     conflicts: AtomicUsize,
 }
 
 #[async_trait]
-impl ExecutionRepository for CancelAfterFirstRead {
+impl ExecutionRepository for CancelAfterFirstClaim {
     async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
         self.inner.insert(execution, events).await
     }
 
     async fn get(&self, id: ExecutionId) -> Result<Option<Execution>, PortError> {
-        let read = self.inner.get(id).await?;
-        if let Some(execution) = &read
-            && self.armed.swap(false, Ordering::SeqCst)
-        {
-            let mut cancelled = execution.clone();
-            cancelled.status = ExecutionStatus::Cancelled;
-            cancelled.finished_at = Some(Utc::now());
-            self.inner.save(&cancelled, &[]).await?;
-        }
-        Ok(read)
+        self.inner.get(id).await
     }
 
     async fn list(&self, query: &ExecutionQuery) -> Result<Page<Execution>, PortError> {
@@ -68,8 +60,18 @@ impl ExecutionRepository for CancelAfterFirstRead {
         worker: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        limit: AttemptLimit,
     ) -> Result<Option<Execution>, PortError> {
-        self.inner.claim(id, worker, now, lease_until).await
+        let claimed = self.inner.claim(id, worker, now, lease_until, limit).await?;
+        if let Some(execution) = &claimed
+            && self.armed.swap(false, Ordering::SeqCst)
+        {
+            let mut cancelled = execution.clone();
+            cancelled.status = ExecutionStatus::Cancelled;
+            cancelled.finished_at = Some(Utc::now());
+            self.inner.save(&cancelled, &[]).await?;
+        }
+        Ok(claimed)
     }
 
     async fn save(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
@@ -82,6 +84,15 @@ impl ExecutionRepository for CancelAfterFirstRead {
 
     async fn list_expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>, PortError> {
         self.inner.list_expired_leases(now, limit).await
+    }
+
+    async fn list_orphaned_leases(
+        &self,
+        owner_prefix: &str,
+        current_owner: &str,
+        limit: u32,
+    ) -> Result<Vec<Execution>, PortError> {
+        self.inner.list_orphaned_leases(owner_prefix, current_owner, limit).await
     }
 
     async fn insert_idempotent(
@@ -126,7 +137,7 @@ async fn computes_only_flow(store: &common::Store, now: DateTime<Utc>) -> Flow {
         }],
     };
     let spec = FlowSpec {
-        name: "unclaimed".into(),
+        name: "computes only".into(),
         description: None,
         flow_type: FlowType::Ordinary,
         cron: None,
@@ -160,12 +171,12 @@ async fn queued_computes_only(db: &TestDb) -> (common::Store, Flow, Execution) {
 fn executor(executions: Arc<dyn ExecutionRepository>, store: &common::Store) -> Executor {
     let components =
         Arc::new(ComponentRegistry::builtin(HttpConfig::default()).unwrap().with_sandbox(common::sandbox()));
-    let config = ExecutorConfig { worker_id: "w1".into(), ..ExecutorConfig::default() };
+    let config = ExecutorConfig::default();
     Executor::new(executions, store.flows.clone(), components, Arc::new(SystemClock), config)
 }
 
 #[tokio::test]
-async fn a_computes_only_execution_runs_without_a_claim_and_is_stored_once_ended() {
+async fn a_computes_only_execution_is_claimed_counted_and_stored_once_ended() {
     let db = TestDb::create().await;
     let (store, _flow, execution) = queued_computes_only(&db).await;
 
@@ -174,31 +185,33 @@ async fn a_computes_only_execution_runs_without_a_claim_and_is_stored_once_ended
     let stored = store.executions.get(execution.id).await.unwrap().unwrap();
     assert_eq!(status, Some(ExecutionStatus::Succeeded));
     assert_eq!(stored.status, ExecutionStatus::Succeeded);
-    assert_eq!(stored.revision, execution.revision + 1, "one save, no claim before it");
-    assert_eq!((stored.lease_owner.as_deref(), stored.lease_attempts), (None, 0), "no lease was taken");
+    assert_eq!(stored.revision, execution.revision + 2, "two writes: the claim, then the end");
+    assert_eq!(
+        (stored.lease_owner.as_deref(), stored.attempts),
+        (None, 1),
+        "its run counted, its lease released"
+    );
     assert_eq!(stored.steps["add"].in_count, 1);
     assert!(stored.started_at.is_some() && stored.finished_at.is_some());
 }
 
 #[tokio::test]
-async fn a_cancel_during_a_run_without_a_claim_wins_and_the_result_is_discarded() {
+async fn a_cancel_during_a_computes_only_run_wins_and_the_result_is_discarded() {
     let db = TestDb::create().await;
     let (store, flow, execution) = queued_computes_only(&db).await;
-    let cancelling = Arc::new(CancelAfterFirstRead {
+    let cancelling = Arc::new(CancelAfterFirstClaim {
         inner: store.executions.clone(),
         armed: AtomicBool::new(true),
         conflicts: AtomicUsize::new(0),
     });
     let executor = executor(cancelling.clone(), &store);
 
-    // As a worker gets it from the bus: the event names the flow, so the run's own read is the
-    // first one.
     EventHandler::handle(&executor, &Event::flow_execute(flow.id, execution.id, SystemClock.now()))
         .await
         .unwrap();
     executor.idle().await;
 
-    assert!(!cancelling.armed.load(Ordering::SeqCst), "the execution was read and then cancelled");
+    assert!(!cancelling.armed.load(Ordering::SeqCst), "the execution was claimed and then cancelled");
     assert_eq!(cancelling.conflicts.load(Ordering::SeqCst), 1, "the run's save lost to the cancel");
     let stored = store.executions.get(execution.id).await.unwrap().unwrap();
     assert_eq!(stored.status, ExecutionStatus::Cancelled, "the cancel stays");
