@@ -247,6 +247,8 @@ fn sandbox_config(config: &Config) -> SandboxConfig {
         processes: config.sandbox_processes.unwrap_or(defaults.processes).max(1),
         memory_bytes: config.sandbox_memory_mib.max(16).saturating_mul(1024 * 1024),
         max_step_time: Duration::from_millis(config.max_step_time_ms.max(1)),
+        // Outputs nest as deep as bodies may: both are stored and read back the same way.
+        max_output_nesting: config.limits().max_depth,
     }
 }
 

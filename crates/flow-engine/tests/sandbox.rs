@@ -48,7 +48,12 @@ async fn runaway_programs_are_killed_at_their_limit_and_the_pool_goes_on() {
 #[tokio::test]
 async fn a_script_returning_a_deep_value_fails_with_the_nesting_limit() {
     let sandbox = common::sandbox();
-    let limits = RhaiLimits { time_ms: 30_000, memory_bytes: 16 * 1024 * 1024, operations: 10_000_000 };
+    let limits = RhaiLimits {
+        time_ms: 30_000,
+        memory_bytes: 16 * 1024 * 1024,
+        operations: 10_000_000,
+        max_nesting: 64,
+    };
     let cancel = CancellationToken::new();
     // Row 2 of the attack review (60,000 levels there; each level copies the ones below, so
     // fewer here, in a debug build, and still far past the limit).

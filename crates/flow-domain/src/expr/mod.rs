@@ -18,7 +18,8 @@ pub use text::{MAX_PROGRAM_BYTES, MAX_PROGRAM_NESTING, check_program_text};
 
 type Data = data::JustLut<Val>;
 
-/// The deepest nesting of arrays and objects a program's output may have.
+/// The deepest nesting of arrays and objects a program's output may have by default (a host
+/// passes its own body nesting limit to [`JqProgram::run_nested`]).
 pub const MAX_OUTPUT_NESTING: usize = 64;
 
 /// The stack of the thread that compiles a program: enough for the deepest syntax tree
@@ -111,6 +112,14 @@ impl JqProgram {
     /// output nests deeper than [`MAX_OUTPUT_NESTING`] levels or the outputs take more than
     /// [`MAX_OUTPUT_BYTES`].
     pub fn run(&self, input: &Value, limit: usize) -> Result<Vec<Value>, String> {
+        self.run_nested(input, limit, MAX_OUTPUT_NESTING)
+    }
+
+    /// As [`JqProgram::run`], with outputs nesting at most `max_nesting` levels.
+    ///
+    /// # Errors
+    /// As [`JqProgram::run`].
+    pub fn run_nested(&self, input: &Value, limit: usize, max_nesting: usize) -> Result<Vec<Value>, String> {
         // Read straight from the borrowed value: no copy of the message first.
         let input = Val::deserialize(input).map_err(|e| e.to_string())?;
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
@@ -121,7 +130,7 @@ impl JqProgram {
             if out.len() == limit {
                 return Err(format!("jq program produced more than {limit} outputs"));
             }
-            out.push(to_json(&value, 0, &mut budget)?);
+            out.push(to_json(&value, 0, max_nesting, &mut budget)?);
         }
         Ok(out)
     }
@@ -145,15 +154,15 @@ impl JqProgram {
     }
 }
 
-/// The message when a value nests deeper than [`MAX_OUTPUT_NESTING`].
-fn too_deep() -> String {
-    format!("nesting deeper than {MAX_OUTPUT_NESTING} levels")
+/// The message when a value nests deeper than `max_nesting`.
+fn too_deep(max_nesting: usize) -> String {
+    format!("nesting deeper than {max_nesting} levels")
 }
 
 /// The JSON value of a jq output at nesting `depth`, converted directly (no text round trip)
 /// except for numbers only jq's text form can carry exactly (big integers, decimals); every
 /// node is charged to `budget` (approximate JSON bytes).
-fn to_json(value: &Val, depth: usize, budget: &mut usize) -> Result<Value, String> {
+fn to_json(value: &Val, depth: usize, max_nesting: usize, budget: &mut usize) -> Result<Value, String> {
     let cost = match value {
         Val::TStr(bytes) | Val::BStr(bytes) => bytes.len() + 2,
         _ => 8,
@@ -170,19 +179,21 @@ fn to_json(value: &Val, depth: usize, budget: &mut usize) -> Result<Value, Strin
         }
         Val::TStr(bytes) | Val::BStr(bytes) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
         Val::Arr(items) => {
-            if depth >= MAX_OUTPUT_NESTING {
-                return Err(too_deep());
+            if depth >= max_nesting {
+                return Err(too_deep(max_nesting));
             }
-            Value::Array(items.iter().map(|v| to_json(v, depth + 1, budget)).collect::<Result<_, _>>()?)
+            Value::Array(
+                items.iter().map(|v| to_json(v, depth + 1, max_nesting, budget)).collect::<Result<_, _>>()?,
+            )
         }
         Val::Obj(entries) => {
-            if depth >= MAX_OUTPUT_NESTING {
-                return Err(too_deep());
+            if depth >= max_nesting {
+                return Err(too_deep(max_nesting));
             }
             Value::Object(
                 entries
                     .iter()
-                    .map(|(key, value)| Ok((key_text(key), to_json(value, depth + 1, budget)?)))
+                    .map(|(key, value)| Ok((key_text(key), to_json(value, depth + 1, max_nesting, budget)?)))
                     .collect::<Result<_, String>>()?,
             )
         }

@@ -34,6 +34,7 @@ fn limits(fields: &Map<String, Value>, ctx: &CallContext) -> RhaiLimits {
         time_ms: u64::try_from(ctx.sandbox.config().step_time(fields).as_millis()).unwrap_or(u64::MAX),
         memory_bytes: get("memoryBytes", DEFAULT_MEMORY_BYTES, MAX_MEMORY_BYTES),
         operations: get("operations", DEFAULT_OPERATIONS, MAX_OPERATIONS),
+        max_nesting: ctx.sandbox.config().max_output_nesting,
     }
 }
 

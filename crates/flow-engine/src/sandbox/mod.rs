@@ -48,6 +48,8 @@ pub struct SandboxConfig {
     pub memory_bytes: u64,
     /// The longest a step may set with `limits.timeMs`.
     pub max_step_time: Duration,
+    /// The deepest nesting of a program's output (the host's body nesting limit).
+    pub max_output_nesting: usize,
 }
 
 impl Default for SandboxConfig {
@@ -62,6 +64,7 @@ impl Default for SandboxConfig {
             processes: (2 * cores).max(2),
             memory_bytes: 512 * 1024 * 1024,
             max_step_time: Duration::from_secs(30),
+            max_output_nesting: flow_domain::expr::MAX_OUTPUT_NESTING,
         }
     }
 }
@@ -104,7 +107,7 @@ impl Sandbox {
     ) -> Result<Vec<Value>, String> {
         if program.runs_in_process() {
             return match output {
-                JqOutput::Values(limit) => program.run(input, limit),
+                JqOutput::Values(limit) => program.run_nested(input, limit, self.config().max_output_nesting),
                 JqOutput::Holds => program.holds(input).map(|holds| vec![Value::Bool(holds)]),
             };
         }
@@ -115,6 +118,7 @@ impl Sandbox {
                 JqOutput::Values(limit) => Some(limit),
                 JqOutput::Holds => None,
             },
+            max_nesting: self.config().max_output_nesting,
         };
         self.run(&job, time, cancel).await
     }

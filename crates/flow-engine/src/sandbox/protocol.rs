@@ -18,7 +18,7 @@ pub(crate) enum Job {
     /// A jq program on `input`: its outputs (at most `max_outputs`), or with `None`, whether
     /// its first output is truthy.
     #[serde(rename_all = "camelCase")]
-    Jq { program: String, input: Value, max_outputs: Option<usize> },
+    Jq { program: String, input: Value, max_outputs: Option<usize>, max_nesting: usize },
     /// A Rhai script on `input` (seen as `msg`).
     Rhai { script: String, input: Value, limits: RhaiLimits },
 }
@@ -33,6 +33,8 @@ pub struct RhaiLimits {
     pub memory_bytes: u64,
     /// Rhai operations.
     pub operations: u64,
+    /// Deepest nesting of the result's arrays and maps.
+    pub max_nesting: usize,
 }
 
 /// What a job produced.

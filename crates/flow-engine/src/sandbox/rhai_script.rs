@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use flow_domain::expr::{MAX_OUTPUT_BYTES, MAX_OUTPUT_NESTING};
+use flow_domain::expr::MAX_OUTPUT_BYTES;
 use rhai::{Dynamic, Engine, Scope};
 use serde_json::{Map, Value};
 
@@ -63,14 +63,15 @@ pub(crate) fn run(script: &str, msg: &Value, limits: RhaiLimits) -> Result<Vec<V
         if array.len() > MAX_OUTPUTS {
             return Err(format!("script returned more than {MAX_OUTPUTS} values"));
         }
-        array.iter().map(|v| to_json(v, 0, &mut budget)).collect()
+        array.iter().map(|v| to_json(v, 0, limits.max_nesting, &mut budget)).collect()
     } else {
-        Ok(vec![to_json(&result, 0, &mut budget)?])
+        Ok(vec![to_json(&result, 0, limits.max_nesting, &mut budget)?])
     }
 }
 
-/// The JSON value of a script's result at nesting `depth`, charging every node to `budget`.
-fn to_json(value: &Dynamic, depth: usize, budget: &mut usize) -> Result<Value, String> {
+/// The JSON value of a script's result at nesting `depth` (at most `max_nesting`), charging
+/// every node to `budget`.
+fn to_json(value: &Dynamic, depth: usize, max_nesting: usize, budget: &mut usize) -> Result<Value, String> {
     let over = || format!("script output larger than {} bytes", MAX_OUTPUT_BYTES);
     *budget = budget.checked_sub(8).ok_or_else(over)?;
     if value.is_unit() {
@@ -93,13 +94,13 @@ fn to_json(value: &Dynamic, depth: usize, budget: &mut usize) -> Result<Value, S
         *budget = budget.checked_sub(text.len()).ok_or_else(over)?;
         return Ok(Value::String(text));
     }
-    if depth >= MAX_OUTPUT_NESTING && (value.is_array() || value.is_map() || value.is_blob()) {
-        return Err(format!("nesting deeper than {MAX_OUTPUT_NESTING} levels"));
+    if depth >= max_nesting && (value.is_array() || value.is_map() || value.is_blob()) {
+        return Err(format!("nesting deeper than {max_nesting} levels"));
     }
     if value.is_array() {
         let items = value.read_lock::<rhai::Array>().ok_or("script returned a locked array")?;
         return Ok(Value::Array(
-            items.iter().map(|v| to_json(v, depth + 1, budget)).collect::<Result<_, _>>()?,
+            items.iter().map(|v| to_json(v, depth + 1, max_nesting, budget)).collect::<Result<_, _>>()?,
         ));
     }
     if value.is_blob() {
@@ -112,7 +113,7 @@ fn to_json(value: &Dynamic, depth: usize, budget: &mut usize) -> Result<Value, S
         let mut out = Map::new();
         for (key, item) in entries.iter() {
             *budget = budget.checked_sub(key.len()).ok_or_else(over)?;
-            out.insert(key.to_string(), to_json(item, depth + 1, budget)?);
+            out.insert(key.to_string(), to_json(item, depth + 1, max_nesting, budget)?);
         }
         return Ok(Value::Object(out));
     }

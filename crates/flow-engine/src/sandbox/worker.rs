@@ -69,7 +69,7 @@ fn serve() -> io::Result<()> {
 
 fn run(job: Job, programs: &mut HashMap<String, JqProgram>) -> Reply {
     let result = match job {
-        Job::Jq { program, input, max_outputs } => {
+        Job::Jq { program, input, max_outputs, max_nesting } => {
             if !programs.contains_key(&program) {
                 match JqProgram::compile(&program) {
                     Ok(compiled) => {
@@ -82,7 +82,7 @@ fn run(job: Job, programs: &mut HashMap<String, JqProgram>) -> Reply {
                 }
             }
             match (programs.get(&program), max_outputs) {
-                (Some(compiled), Some(limit)) => compiled.run(&input, limit),
+                (Some(compiled), Some(limit)) => compiled.run_nested(&input, limit, max_nesting),
                 (Some(compiled), None) => compiled.holds(&input).map(|holds| vec![holds.into()]),
                 (None, _) => Err("invalid jq program".into()),
             }
