@@ -94,36 +94,16 @@ mod tests {
     use super::*;
     use flow_engine::components::{CallContext, Component, LogComponent};
     use serde_json::{Value, json};
-    use std::sync::{Arc, Mutex, PoisonError};
-
-    /// A writer into a shared buffer.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-        }
-    }
+    use std::sync::Arc;
 
     const FORGED: &str = "hello\n2026-05-01T12:00:00.000000Z ERROR flowmate: forged\r\n\u{1b}[31mred\u{0}end";
 
     /// What a `log` node with `message` writes in `format`, at each level.
     async fn logged(format: LogFormat, message: &str) -> String {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber =
-            subscriber("debug", format, move || writer.clone(), false).unwrap_or_else(|e| panic!("{e}"));
+        // `Arc<File>` writes through `&File`: every event goes to one temporary file.
+        let log = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+        let writer = Arc::new(log.reopen().unwrap_or_else(|e| panic!("{e}")));
+        let subscriber = subscriber("debug", format, writer, false).unwrap_or_else(|e| panic!("{e}"));
         let _default = tracing::subscriber::set_default(subscriber);
         let ctx =
             CallContext { flow_id: "flow-1".into(), step_id: "step-1".into(), ..CallContext::default() };
@@ -133,7 +113,7 @@ mod tests {
             let out = LogComponent.call("info", &fields, &json!({"data": {}}), &ctx).await;
             assert!(out.is_ok(), "{out:?}");
         }
-        captured.text()
+        std::fs::read_to_string(log.path()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use flow_domain::services::webhook_auth::sign_hmac;
 use flowmate::config::LogFormat;
 use flowmate_tests::{TestApp, USER_PASSWORD, template_body};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 const SECRET: &str = "template-secret-never-shown";
 
@@ -183,26 +183,6 @@ async fn made_up_methods_and_paths_add_no_series_to_metrics() {
 
 // Finding 12 -----------------------------------------------------------------------------
 
-/// A writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-    }
-}
-
 const FORGED_LINE: &str = "2026-05-01T12:00:00.000000Z ERROR flowmate: forged admin login";
 
 /// What the server logs, in `format`, while a flow with a `log` node whose message holds a
@@ -221,16 +201,16 @@ async fn log_of_a_forging_flow(format: LogFormat) -> String {
         }
     });
     let flow = app.active_flow(&app.admin, flow).await;
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber =
-        flowmate::telemetry::subscriber("info", format, move || writer.clone(), false).expect("subscriber");
+    // `Arc<File>` writes through `&File`: every event goes to one temporary file.
+    let log = tempfile::NamedTempFile::new().expect("a log file");
+    let writer = Arc::new(log.reopen().expect("the log file"));
+    let subscriber = flowmate::telemetry::subscriber("info", format, writer, false).expect("subscriber");
     let reply = {
         let _capture = tracing::subscriber::set_default(subscriber);
         app.hook(&format!("/webhooks/{flow}?sync=true"), &[], &json!({})).await
     };
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    let out = captured.text();
+    let out = std::fs::read_to_string(log.path()).expect("the log");
     assert!(out.contains("log node"), "the log node wrote: {out}");
     for line in out.lines() {
         assert!(!line.starts_with(FORGED_LINE), "a forged line at column 0: {out}");
