@@ -2,8 +2,8 @@
 //! statement, optimistic concurrency on `revision`, idempotent inserts keyed per flow. The
 //! usage report lives in `usage`.
 
+use crate::batch::NewExecution;
 use crate::error::{IDEMPOTENCY_KEY, port_error, unique_as};
-use crate::insert_batch::NewExecution;
 use crate::listing::Resource;
 use crate::rows::{
     EXECUTION_COLUMNS, EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS, ExecutionRow, decode_each,
@@ -19,11 +19,11 @@ use flow_domain::event::Event;
 use flow_domain::execution_lifecycle::AttemptLimit;
 use flow_domain::ids::{ExecutionId, TenantId};
 use flow_domain::model::{Execution, ExecutionStatus};
-use flow_domain::ports::{ExecutionRepository, StepUsage};
+use flow_domain::ports::{ExecutionRepository, InsertDurability, StepUsage};
 use flow_domain::query::{ExecutionQuery, Page, Sort, SortField};
 use std::sync::LazyLock;
 
-const EXECUTIONS: Resource = Resource {
+pub(crate) const EXECUTIONS: Resource = Resource {
     table: "executions",
     key: "id",
     owners_table: "execution_owners",
@@ -120,11 +120,15 @@ impl PostgresStore {
 #[async_trait]
 impl ExecutionRepository for PostgresStore {
     async fn insert(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
-        // Gathered with concurrent inserts into one statement (see `insert_batch`).
+        // Gathered with concurrent inserts into one statement (see `batch`).
         let mut values = vec![Arg::Text(execution.id.to_string())];
         values.extend(execution_insert_values(execution)?);
         values.push(Arg::Int(execution.revision));
-        self.inserts.insert(NewExecution { values, events: events.to_vec() }).await?;
+        let batcher = match InsertDurability::of(execution, events) {
+            InsertDurability::Machine => &self.inserts,
+            InsertDurability::Process => &self.claims,
+        };
+        batcher.write(NewExecution { values, events: events.to_vec() }).await?;
         self.committed(!events.is_empty());
         Ok(())
     }
@@ -187,8 +191,15 @@ impl ExecutionRepository for PostgresStore {
 
     async fn save(&self, execution: &Execution, events: &[Event]) -> Result<(), PortError> {
         let id = execution.id.to_string();
+        if events.is_empty() {
+            // Gathered with concurrent saves into one statement (see `batch`).
+            let mut values = vec![Arg::Text(id)];
+            values.extend(execution_values(execution)?);
+            values.push(Arg::Int(execution.revision));
+            return self.saves.write(NewExecution { values, events: Vec::new() }).await;
+        }
         let values = execution_values(execution)?;
-        // One statement, committed on its own: one round trip.
+        // One statement with its events, committed on its own: one round trip.
         let query = bind_args!(sqlx::query_scalar::<_, i64>(q(&UPDATE_SQL)), &values)
             .bind(id.clone())
             .bind(execution.revision);

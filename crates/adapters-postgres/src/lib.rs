@@ -9,12 +9,12 @@
 //! LOCKED` and a claim expiry; workers claim executions with one conditional `UPDATE`. The
 //! schema lives in `migrations/`, embedded and applied by [`PostgresStore::connect`].
 
+mod batch;
 mod components;
 mod error;
 mod executions;
 mod flows;
 mod identity;
-mod insert_batch;
 mod listener;
 mod listing;
 mod outbox;

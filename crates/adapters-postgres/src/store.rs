@@ -1,7 +1,7 @@
 //! Opening the database: configuration, the pool, migrations, the outbox listener, health.
 
+use crate::batch::{Batcher, insert_batch, save_batch};
 use crate::error::port_error;
-use crate::insert_batch::InsertBatcher;
 use crate::listener::{OUTBOX_CHANNEL, spawn_listener, spawn_notifier};
 use anyhow::Context;
 use async_trait::async_trait;
@@ -74,8 +74,15 @@ pub struct PostgresStore {
     /// Signalled after a local commit that appended outbox events: the notifier then tells
     /// the relays of other processes.
     pub(crate) notify_request: Arc<Notify>,
-    /// Gathers concurrent execution inserts into one statement each (see `insert_batch`).
-    pub(crate) inserts: Arc<InsertBatcher>,
+    /// Gathers concurrent execution inserts into one statement each (see `batch`).
+    pub(crate) inserts: Arc<Batcher>,
+    /// Gathers concurrent execution saves without events into one statement each.
+    pub(crate) saves: Arc<Batcher>,
+    /// The same for inline runs' claims, on connections with `synchronous_commit = off`: they
+    /// need only survive a crash of this process (see
+    /// [`flow_domain::ports::InsertDurability`]), which a commit does before PostgreSQL has
+    /// flushed its WAL.
+    pub(crate) claims: Arc<Batcher>,
     /// The rows already reported as unreadable (see `rows::decode_each`).
     pub(crate) unreadable: Arc<ReportedOnce>,
     /// Whether the listener currently listens.
@@ -83,6 +90,9 @@ pub struct PostgresStore {
     _listener: Arc<ListenerTask>,
     _notifier: Arc<ListenerTask>,
 }
+
+/// The connections that write inline runs' claims (besides `max_connections`).
+const CLAIM_CONNECTIONS: u32 = 2;
 
 /// How long a pooled connection may sit idle before it is pinged on its next acquire.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
@@ -113,15 +123,24 @@ impl PostgresStore {
                     Ok(true)
                 })
             })
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.clone());
         let outbox_signal = Arc::new(Notify::new());
         let (listening_tx, listening) = watch::channel(false);
         let task = spawn_listener(pool.clone(), OUTBOX_CHANNEL, outbox_signal.clone(), listening_tx);
         let notify_request = Arc::new(Notify::new());
         let notifier = spawn_notifier(pool.clone(), OUTBOX_CHANNEL, notify_request.clone());
-        let inserts = Arc::new(InsertBatcher::start(pool.clone()));
+        let inserts = Arc::new(Batcher::start(pool.clone(), insert_batch));
+        let saves = Arc::new(Batcher::start(pool.clone(), save_batch));
+        let claims_pool = PgPoolOptions::new()
+            .max_connections(CLAIM_CONNECTIONS)
+            .acquire_timeout(config.acquire_timeout)
+            .test_before_acquire(false)
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
+        let claims = Arc::new(Batcher::start(claims_pool, insert_batch));
         let store = Self {
             inserts,
+            saves,
+            claims,
             unreadable: Arc::default(),
             pool,
             outbox_signal,
@@ -157,6 +176,7 @@ impl PostgresStore {
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.claims.close().await;
     }
 
     /// `SELECT 1`.

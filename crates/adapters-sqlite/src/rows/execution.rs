@@ -10,28 +10,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Columns of `executions` written on insert and update, in the order of
-/// [`execution_values`] (`id` and `revision` are handled by each statement; the idempotency
-/// key is written by inserts only, see [`execution_insert_values`]).
-pub(crate) const EXECUTION_WRITE_COLUMNS: [&str; 12] = [
-    "flow_id",
-    "tenant",
-    "status",
-    "trigger_type",
-    "owners",
-    "doc",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "lease_owner",
-    "lease_until",
-    "attempts",
-];
+/// Columns of `executions` that change after the insert, written by inserts and saves alike
+/// in the order of [`execution_values`] (`id` and `revision` are handled by each statement).
+pub(crate) const EXECUTION_WRITE_COLUMNS: [&str; 7] =
+    ["status", "doc", "started_at", "finished_at", "lease_owner", "lease_until", "attempts"];
 
-/// Columns of `executions` written by inserts only, after [`EXECUTION_WRITE_COLUMNS`]: an
-/// update never writes the idempotency key, so saving an execution whose key was since taken
-/// over by a newer one (see `insert_idempotent`) neither fails nor takes the key back.
-pub(crate) const EXECUTION_INSERT_ONLY_COLUMNS: [&str; 1] = ["idempotency_key"];
+/// Columns of `executions` written by inserts only, after [`EXECUTION_WRITE_COLUMNS`] (see
+/// [`execution_insert_values`]): what an execution keeps from its creation on, so that a save
+/// touches neither their indexes nor the owners' rows; and the idempotency key, so that saving
+/// an execution whose key was since taken over by a newer one (see `insert_idempotent`)
+/// neither fails nor takes the key back.
+pub(crate) const EXECUTION_INSERT_ONLY_COLUMNS: [&str; 6] =
+    ["flow_id", "tenant", "trigger_type", "owners", "created_at", "idempotency_key"];
 
 /// Columns read into an [`ExecutionRow`].
 pub(crate) const EXECUTION_COLUMNS: &str = "id, flow_id, tenant, status, trigger_type, owners, doc, \
@@ -74,13 +64,8 @@ pub(crate) fn execution_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
         error: &e.error,
     };
     Ok(vec![
-        Arg::Text(e.flow_id.to_string()),
-        opt_text(e.tenant),
         Arg::Text(e.status.as_str().into()),
-        Arg::Text(e.trigger.trigger_type.as_str().into()),
-        Arg::Text(to_json(&e.owners, "owners")?),
         Arg::Text(to_json(&doc, "execution document")?),
-        Arg::Int(millis(e.created_at)),
         opt_millis(e.started_at),
         opt_millis(e.finished_at),
         Arg::OptText(e.lease_owner.clone()),
@@ -92,7 +77,14 @@ pub(crate) fn execution_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
 /// The values of [`EXECUTION_WRITE_COLUMNS`] then [`EXECUTION_INSERT_ONLY_COLUMNS`].
 pub(crate) fn execution_insert_values(e: &Execution) -> Result<Vec<Arg>, PortError> {
     let mut values = execution_values(e)?;
-    values.push(Arg::OptText(e.idempotency_key.clone()));
+    values.extend([
+        Arg::Text(e.flow_id.to_string()),
+        opt_text(e.tenant),
+        Arg::Text(e.trigger.trigger_type.as_str().into()),
+        Arg::Text(to_json(&e.owners, "owners")?),
+        Arg::Int(millis(e.created_at)),
+        Arg::OptText(e.idempotency_key.clone()),
+    ]);
     Ok(values)
 }
 

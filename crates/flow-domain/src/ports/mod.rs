@@ -21,8 +21,8 @@ pub use reported_once::ReportedOnce;
 pub use retention::ExecutionRetention;
 pub use security::{PasswordHasher, TokenMinter};
 pub use storage::{
-    ComponentRepository, ExecutionRepository, FlowRepository, Health, Outbox, StepUsage, StoredEvent,
-    TemplateRepository, TenantRepository, TokenRepository, UserRepository,
+    ComponentRepository, ExecutionRepository, FlowRepository, Health, InsertDurability, Outbox, StepUsage,
+    StoredEvent, TemplateRepository, TenantRepository, TokenRepository, UserRepository,
 };
 
 #[cfg(any(test, feature = "mock"))]

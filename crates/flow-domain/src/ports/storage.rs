@@ -5,7 +5,8 @@ use crate::event::{Consumed, Event};
 use crate::execution_lifecycle::AttemptLimit;
 use crate::ids::{ExecutionId, FlowId, TemplateId, TenantId, TokenId, UserId};
 use crate::model::{
-    AccessToken, Execution, ExternalComponent, Flow, NewUser, Template, Tenant, TokenRevocation, User,
+    AccessToken, Execution, ExecutionStatus, ExternalComponent, Flow, NewUser, Template, Tenant,
+    TokenRevocation, User,
 };
 use crate::query::{ExecutionQuery, FlowQuery, Page, PageRequest, TemplateQuery, UserQuery, Visibility};
 use async_trait::async_trait;
@@ -138,11 +139,44 @@ pub trait TemplateRepository: Send + Sync {
     async fn list_owned_by(&self, owner_id: Uuid) -> Result<Vec<Template>, PortError>;
 }
 
+/// What the insert of a new execution must survive by the time it returns. Every other write
+/// of every port survives a crash of the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertDurability {
+    /// A crash of the machine or a power loss: the caller is then told that the execution is
+    /// stored (an accepted webhook call, a retry, a scheduled run).
+    Machine,
+    /// A crash of this process, not necessarily of the machine: a store may answer before the
+    /// write reaches the disk (PostgreSQL commits it with `synchronous_commit = off`). A store
+    /// may always do more (SQLite commits it like any other write: switching its `synchronous`
+    /// level per batch measured slower, not faster).
+    Process,
+}
+
+impl InsertDurability {
+    /// How durable inserting the new `execution` with `events` must be. An execution inserted
+    /// `running` without events is an inline run's claim (see
+    /// [`crate::ports::InlineRunner::claim_inline`]): it is written only so that a run which
+    /// kills this process stays counted, and its caller is answered only after the run, once
+    /// the ended execution is saved (durably). A crash of the machine before that save loses
+    /// the claim together with the unanswered call, as if the call had never come. Every other
+    /// new execution is [`InsertDurability::Machine`].
+    #[must_use]
+    pub fn of(execution: &Execution, events: &[Event]) -> Self {
+        if execution.status == ExecutionStatus::Running && events.is_empty() {
+            Self::Process
+        } else {
+            Self::Machine
+        }
+    }
+}
+
 /// Executions, with worker leases and optimistic concurrency on an internal revision.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait ExecutionRepository: Send + Sync {
-    /// Stores a new execution (with its owners) and appends `events` to the outbox, atomically.
+    /// Stores a new execution (with its owners) and appends `events` to the outbox, atomically;
+    /// when it returns, the write is at least as durable as [`InsertDurability::of`] says.
     ///
     /// # Errors
     /// `Duplicate("execution id")` when the id is taken; `Unavailable`, `Other`.
@@ -489,4 +523,41 @@ pub trait Health: Send + Sync {
     /// # Errors
     /// A short reason.
     async fn check(&self) -> Result<(), String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{TriggerInfo, TriggerType};
+
+    /// Only an inline claim (inserted `running`, without events) may skip the disk.
+    #[test]
+    fn only_an_inline_claim_needs_no_more_than_to_outlive_the_process() {
+        let trigger = TriggerInfo { trigger_type: TriggerType::Webhook, request_id: None };
+        let queued = Execution::queued(
+            FlowId::new(),
+            None,
+            vec![],
+            trigger,
+            serde_json::json!({"data": 1}),
+            Utc::now(),
+        );
+        let mut claimed = queued.clone();
+        claimed.status = ExecutionStatus::Running;
+        let events = [Event::flow_execute(queued.flow_id, queued.id, Utc::now())];
+        for (execution, events, durability) in [
+            (&claimed, &[][..], InsertDurability::Process),
+            (&claimed, &events[..], InsertDurability::Machine),
+            (&queued, &[][..], InsertDurability::Machine),
+            (&queued, &events[..], InsertDurability::Machine),
+        ] {
+            assert_eq!(
+                InsertDurability::of(execution, events),
+                durability,
+                "{} with {}",
+                execution.status,
+                events.len()
+            );
+        }
+    }
 }
