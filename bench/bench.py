@@ -744,6 +744,43 @@ def cmd_table(a):
     print(table, end="")
 
 
+def cmd_compare_table(a):
+    """The table of scripts/bench-compare: W1 req/s and p99 per build and concurrency, each
+    round's figure and the mean of the rounds (sections are '<build>|<round>')."""
+    rows = [json.loads(line) for line in open(a.results, encoding="utf-8") if line.strip()]
+    builds, figures = [], {}
+    for r in rows:
+        if r.get("kind") != "rps" or "|" not in r.get("section", ""):
+            continue
+        build, _, _round = r["section"].rpartition("|")
+        if build not in builds:
+            builds.append(build)
+        figures.setdefault((build, r["c"]), []).append((r["req_s"], r["p99_ms"]))
+    lines = [a.header, "", "| build | " + " | ".join(f"c={c} req/s | c={c} p99" for c in W1_CONCURRENCY) + " |",
+             "| --- |" + " --- | --- |" * len(W1_CONCURRENCY)]
+    for build in builds:
+        cells = []
+        for c in W1_CONCURRENCY:
+            points = figures.get((build, c), [])
+            rps = [p[0] for p in points]
+            p99 = [p[1] for p in points]
+            cells.append(f"{statistics.mean(rps):,.0f} ({' / '.join(f'{v:,.0f}' for v in rps)})" if rps else "-")
+            cells.append(f"{fmt_ms(statistics.mean(p99))} ({' / '.join(fmt_ms(v) for v in p99)})" if p99 else "-")
+        lines.append(f"| {build} | " + " | ".join(cells) + " |")
+    for build in builds[1:]:
+        ratios = []
+        for c in W1_CONCURRENCY:
+            first, other = figures.get((builds[0], c)), figures.get((build, c))
+            if first and other:
+                ratio = statistics.mean(p[0] for p in other) / statistics.mean(p[0] for p in first)
+                ratios.append(f"c={c}: {ratio:.2f}x")
+        lines += ["", f"{build} / {builds[0]}, req/s: " + ", ".join(ratios)]
+    text = "\n".join(lines) + "\n"
+    with open(a.out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(text)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -817,6 +854,12 @@ def main():
     s.add_argument("--kind", choices=("finding", "info"), default="finding",
                    help="finding: 'not measured — TEXT'; info: TEXT alone")
     s.set_defaults(fn=cmd_note)
+
+    s = sub.add_parser("compare-table")
+    s.add_argument("--results", default=RESULTS)
+    s.add_argument("--out", required=True)
+    s.add_argument("--header", default="")
+    s.set_defaults(fn=cmd_compare_table)
 
     s = sub.add_parser("table")
     s.add_argument("--results", default=RESULTS)
