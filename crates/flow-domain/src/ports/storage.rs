@@ -221,9 +221,11 @@ pub trait ExecutionRepository: Send + Sync {
         limit: AttemptLimit,
     ) -> Result<Option<Execution>, PortError>;
 
-    /// Replaces the stored execution (status, steps, counters, lease, ...) if the stored
-    /// revision still equals `execution.revision`, storing `execution.revision + 1`; appends
-    /// `events`. All or nothing.
+    /// Replaces the stored execution (status, steps, counters, error, lease, attempts, times)
+    /// if the stored revision still equals `execution.revision`, storing
+    /// `execution.revision + 1`; appends `events`. All or nothing. What an execution keeps from
+    /// its creation on (flow, tenant, owners, trigger, creation time, idempotency key) is
+    /// written by the insert only: a save leaves it as stored.
     ///
     /// # Errors
     /// MUST return `NotFound` when no execution has this id, `Conflict` when the revision

@@ -325,9 +325,10 @@ pub async fn lease_expiry_reclaim(executions: Arc<dyn ExecutionRepository>) {
     assert!(executions.list_expired_leases(expiry, 0).await.expect("list").is_empty(), "limit 0");
 }
 
-/// `save` succeeds only on the stored revision (storing revision + 1, appending the events);
-/// a stale revision (e.g. from before a claim) is `Conflict` and an unknown id `NotFound`, both
-/// changing nothing and appending nothing.
+/// `save` succeeds only on the stored revision (storing revision + 1, appending the events,
+/// leaving what the execution keeps from its creation as inserted); a stale revision (e.g. from
+/// before a claim) is `Conflict` and an unknown id `NotFound`, both changing nothing and
+/// appending nothing.
 pub async fn save_compare_and_set(executions: Arc<dyn ExecutionRepository>, outbox: Arc<dyn Outbox>) {
     let e = execution(FlowId::new(), None, vec![Owner::user(Uuid::now_v7())], now());
     executions.insert(&e, &[]).await.expect("insert");
@@ -361,7 +362,8 @@ pub async fn save_compare_and_set(executions: Arc<dyn ExecutionRepository>, outb
     executions.save(&done, &events).await.expect("save on the current revision");
     assert_eq!(events_of(&drain(outbox.as_ref()).await), events, "save appends its events");
     let stored = executions.get(e.id).await.expect("get").expect("stored");
-    assert_eq!(stored, Execution { revision: done.revision + 1, ..done.clone() }, "save stores rev + 1");
+    let kept = Execution { revision: done.revision + 1, owners: e.owners.clone(), ..done.clone() };
+    assert_eq!(stored, kept, "save stores rev + 1, and the owners as inserted");
     assert!(
         matches!(executions.save(&done, &[]).await, Err(PortError::Conflict)),
         "saving the same revision twice is Conflict"
