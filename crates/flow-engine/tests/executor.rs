@@ -181,6 +181,32 @@ async fn linear_flow_delivers_the_transformed_message() {
     assert_eq!(done.reply(), Ok(json!({ "stored": true })));
 }
 
+/// An outside system's reply nested deeper than a body may be fails its step with the reason,
+/// and the execution is stored and reads back (a 120-deep response used to make it unreadable).
+#[tokio::test]
+async fn a_response_nested_too_deep_fails_its_step_and_the_execution_reads_back() {
+    let env = env().await;
+    let server = MockServer::start().await;
+    let deep = format!("{}{}", "[".repeat(120), "]".repeat(120));
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(deep, "application/json"))
+        .mount(&server)
+        .await;
+    let fetch = json!({ "method": "GET", "url": server.uri() });
+    let flow =
+        env.flow(vec![trigger(), node("fetch", "http", "request", fetch)], vec![edge("in", "fetch")]).await;
+    let execution = env.queue(flow.id, json!({})).await;
+
+    let done = env.run(&execution).await;
+
+    assert_eq!(done.status, ExecutionStatus::Failed, "{done:?}");
+    let step = &done.steps["fetch"];
+    assert_eq!(step.last_error.as_deref(), Some("nesting deeper than 64 levels"), "{step:?}");
+    let read = env.get(&execution).await;
+    assert!(!read.unreadable, "the stored execution reads back: {read:?}");
+    assert_eq!(read.status, ExecutionStatus::Failed);
+}
+
 #[tokio::test]
 async fn false_condition_skips_a_branch_and_the_mapper_reshapes() {
     let env = env().await;

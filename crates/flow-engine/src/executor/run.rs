@@ -547,5 +547,12 @@ async fn invoke(
         Ok(None) => return Err(format!("unknown component `{}`", node.component_id)),
         Err(err) => return Err(err.message),
     };
-    component.call(&node.function, &node.fields, &msg, &ctx).await.map_err(|e| e.message)
+    let outputs = component.call(&node.function, &node.fields, &msg, &ctx).await.map_err(|e| e.message)?;
+    // Whatever a component returns (an HTTP response, an external component's reply) is stored
+    // with the execution and must read back: no deeper than a body may be.
+    let max = ctx.sandbox.config().max_output_nesting;
+    if outputs.iter().any(|output| flow_domain::limits::value_exceeds(output, max)) {
+        return Err(format!("nesting deeper than {max} levels"));
+    }
+    Ok(outputs)
 }
