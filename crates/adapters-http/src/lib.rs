@@ -74,7 +74,6 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(detach::run_to_completion))
                 .layer(axum::middleware::from_fn(request_id::mark_client_sent))
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
@@ -87,7 +86,7 @@ pub fn router(state: AppState) -> Router {
                         // Failures are logged once, with their cause, by the error renderer.
                         .on_failure(()),
                 )
-                .layer(axum::middleware::from_fn(request_id::scope))
+                .layer(axum::middleware::from_fn(detach::run_to_completion))
                 .layer(axum::middleware::from_fn(request_metrics::record)),
         )
         .with_state(state)

@@ -1,6 +1,7 @@
 //! The request id: taken from `x-request-id` when the client sent one, else a new UUID; echoed
 //! on every response, carried by the request's tracing span, and made available to the error
-//! renderer (5xx bodies quote it) through a task-local scoped around each request.
+//! renderer (5xx bodies quote it) through a task-local scoped around each request (by
+//! `detach`, which runs the request in a task of its own).
 
 use axum::extract::Request;
 use axum::http::HeaderName;
@@ -41,10 +42,9 @@ pub async fn mark_client_sent(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Middleware: runs the rest of the request with its id in scope for [`current`].
-pub async fn scope(req: Request, next: Next) -> Response {
-    let id = of_request(&req);
-    CURRENT.scope(id, next.run(req)).await
+/// Runs `work` with `id` as the request id in scope for [`current`].
+pub async fn scoped<F: std::future::Future>(id: String, work: F) -> F::Output {
+    CURRENT.scope(id, work).await
 }
 
 #[cfg(test)]

@@ -285,6 +285,31 @@ async fn unexpected_errors_are_bare_500s_quoting_the_request_id() {
     );
 }
 
+/// A handler that panics answers a 500 in the envelope quoting the request id (the client's, or
+/// the one generated for the request), with the id in the `x-request-id` header too.
+#[tokio::test]
+async fn a_panicking_handler_answers_a_500_quoting_the_request_id() {
+    for sent in [Some("req-panic"), None] {
+        let mut ports = Ports::default();
+        ports.flows.expect_list().returning(|_| panic!("a bug in a port"));
+        let mut request = Request::get("/flows").header(header::AUTHORIZATION, format!("Bearer {TOKEN}"));
+        if let Some(id) = sent {
+            request = request.header("x-request-id", id);
+        }
+        let answer = send(app(ports), request.body(Body::empty()).expect("req")).await;
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let id = answer.request_id.clone().expect("an x-request-id header");
+        if let Some(sent) = sent {
+            assert_eq!(id, sent);
+        }
+        assert!(!id.is_empty());
+        assert_eq!(
+            answer.body,
+            json!({"errors": [{"message": "Internal server error", "code": 500, "requestId": id}]})
+        );
+    }
+}
+
 #[tokio::test]
 async fn multiple_and_bulk_routes_are_not_captured_by_flow_ids() {
     let answer = send(app(Ports::default()), post_json("/flows/multiple/start", r#"["bad"]"#)).await;
