@@ -549,9 +549,10 @@ async fn invoke(
     };
     let outputs = component.call(&node.function, &node.fields, &msg, &ctx).await.map_err(|e| e.message)?;
     // Whatever a component returns (an HTTP response, an external component's reply) is stored
-    // with the execution and must read back: no deeper than a body may be.
+    // with the execution and must read back: its data no deeper than a body may be (the
+    // message around it is one level more).
     let max = ctx.sandbox.config().max_output_nesting;
-    if outputs.iter().any(|output| flow_domain::limits::value_exceeds(output, max)) {
+    if outputs.iter().any(|output| flow_domain::limits::value_exceeds(output, max + 1)) {
         return Err(format!("nesting deeper than {max} levels"));
     }
     Ok(outputs)
