@@ -17,7 +17,7 @@
 use crate::error::{port_error, unique_as};
 use crate::executions::EXECUTIONS;
 use crate::rows::{EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS};
-use crate::sql::{Arg, q};
+use crate::sql::{Arg, bind_args, q};
 use crate::write::{bind_events, with_events};
 use chrono::{DateTime, Utc};
 use flow_domain::error::PortError;
@@ -27,7 +27,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryScalar;
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
@@ -191,6 +191,9 @@ fn id_of(row: &NewExecution) -> &str {
 /// Updates `rows` (distinct ids) by one statement; the ids it updated.
 async fn update_rows(pool: &PgPool, rows: &[&NewExecution]) -> Result<HashSet<String>, PortError> {
     let Some(first) = rows.first() else { return Ok(HashSet::new()) };
+    if let [row] = rows {
+        return update_row(pool, row).await;
+    }
     let sets: Vec<String> = EXECUTION_WRITE_COLUMNS.iter().map(|c| format!("{c} = v.{c}")).collect();
     let columns: Vec<&str> = std::iter::once("id")
         .chain(EXECUTION_WRITE_COLUMNS.iter().copied())
@@ -212,6 +215,24 @@ async fn update_rows(pool: &PgPool, rows: &[&NewExecution]) -> Result<HashSet<St
         query = bind_column(query, rows, column)?;
     }
     Ok(query.fetch_all(pool).await.map_err(port_error)?.into_iter().collect())
+}
+
+/// Updates the one row `row` by a prepared statement that finds it by its key (the batch of a
+/// quiet moment: no plan to make); the id when it updated it.
+async fn update_row(pool: &PgPool, row: &NewExecution) -> Result<HashSet<String>, PortError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let sets: Vec<String> = EXECUTION_WRITE_COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
+        format!(
+            "UPDATE executions SET {}, revision = revision + 1 WHERE id = ? AND revision = ? RETURNING id",
+            sets.join(", ")
+        )
+    });
+    let Some((id, rest)) = row.values.split_first() else { return Ok(HashSet::new()) };
+    let Some((revision, values)) = rest.split_last() else { return Ok(HashSet::new()) };
+    let query = bind_args!(sqlx::query_scalar::<_, String>(q(&SQL)), values);
+    let query = bind_args!(query, std::slice::from_ref(id));
+    let query = bind_args!(query, std::slice::from_ref(revision));
+    Ok(query.fetch_optional(pool).await.map_err(port_error)?.into_iter().collect())
 }
 
 /// The typed array placeholders (`?::text[]`, ...) of the columns of `row`.
