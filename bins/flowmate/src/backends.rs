@@ -10,8 +10,9 @@ use adapters_sqlite::{SqliteConfig, SqliteStore};
 use anyhow::Context;
 use flow_domain::cache::FlowCache;
 use flow_domain::ports::{
-    ComponentRepository, EventPublisher, EventSubscriber, ExecutionRepository, ExecutionRetention,
-    FlowRepository, Health, Outbox, TemplateRepository, TenantRepository, TokenRepository, UserRepository,
+    BusMonitor, ComponentRepository, EventPublisher, EventSubscriber, ExecutionRepository,
+    ExecutionRetention, FlowRepository, Health, Outbox, TemplateRepository, TenantRepository,
+    TokenRepository, UserRepository,
 };
 use flow_domain::token_cache::TokenCache;
 use std::sync::Arc;
@@ -103,6 +104,8 @@ pub struct Buses {
     pub subscriber: Arc<dyn EventSubscriber>,
     /// Readiness, for `/healthcheck`.
     pub health: Arc<dyn Health>,
+    /// This process's consumer group members, for `/healthcheck` and the watchdog.
+    pub monitor: Arc<dyn BusMonitor>,
     closer: BusCloser,
 }
 
@@ -163,6 +166,7 @@ pub async fn open_bus(config: &Config) -> anyhow::Result<Buses> {
                 publisher: Arc::new(bus.clone()),
                 subscriber: Arc::new(bus.clone()),
                 health: Arc::new(bus.clone()),
+                monitor: Arc::new(bus.clone()),
                 closer: BusCloser::InProcess(bus),
             })
         }
@@ -173,6 +177,7 @@ pub async fn open_bus(config: &Config) -> anyhow::Result<Buses> {
                 replication: config.kafka_replication.max(1),
                 timeout: Duration::from_millis(config.kafka_timeout_ms.max(1)),
                 fetch_wait_max: Duration::from_millis(config.kafka_fetch_wait_ms),
+                stall_after: Duration::from_secs(config.kafka_stall_after_secs.max(1)),
                 properties: config.kafka_properties.clone(),
                 client_id: format!("flowmate-{:?}", config.role).to_lowercase(),
                 ..KafkaConfig::new(brokers)
@@ -182,6 +187,7 @@ pub async fn open_bus(config: &Config) -> anyhow::Result<Buses> {
                 publisher: Arc::new(bus.clone()),
                 subscriber: Arc::new(bus.clone()),
                 health: Arc::new(bus.clone()),
+                monitor: Arc::new(bus.clone()),
                 closer: BusCloser::Kafka(bus),
             })
         }

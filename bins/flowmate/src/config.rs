@@ -232,6 +232,11 @@ pub struct Config {
     /// against idle fetch requests).
     #[arg(long, env = "FLOWMATE_KAFKA_FETCH_WAIT_MS", default_value_t = 10, global = true)]
     pub kafka_fetch_wait_ms: u64,
+    /// Kafka: seconds a consumer group member may go without an assignment, or with events
+    /// waiting and none arriving, before `/healthcheck` warns, a WARN line names the group, and
+    /// the member is replaced by a new one (again after 2, 4, 8 times as long while it lasts).
+    #[arg(long, env = "FLOWMATE_KAFKA_STALL_AFTER_SECS", default_value_t = 30, global = true)]
+    pub kafka_stall_after_secs: u64,
     /// Kafka: further librdkafka properties for every client, `key=value`, comma-separated in
     /// the variable (e.g. `security.protocol=SASL_SSL,sasl.mechanism=PLAIN`); applied last.
     #[arg(long = "kafka-property", env = "FLOWMATE_KAFKA_PROPERTIES", value_delimiter = ',', value_parser = parse_property, global = true)]

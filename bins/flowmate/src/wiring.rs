@@ -126,16 +126,19 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
             )
             .await?,
         );
-        let watchdog = Arc::new(Watchdog::new(
-            stores.flows.clone(),
-            clock.clone(),
-            WatchdogConfig {
-                deadline: chrono::Duration::seconds(
-                    i64::try_from(config.watchdog_deadline_secs).unwrap_or(60),
-                ),
-                max_attempts: config.watchdog_max_attempts,
-            },
-        ));
+        let watchdog = Arc::new(
+            Watchdog::new(
+                stores.flows.clone(),
+                clock.clone(),
+                WatchdogConfig {
+                    deadline: chrono::Duration::seconds(
+                        i64::try_from(config.watchdog_deadline_secs).unwrap_or(60),
+                    ),
+                    max_attempts: config.watchdog_max_attempts,
+                },
+            )
+            .with_bus_monitor(buses.monitor.clone()),
+        );
         let every = Duration::from_secs((config.watchdog_deadline_secs / 4).clamp(1, 15));
         tasks.push(spawn_watchdog(watchdog, every, cancel.clone()));
     }
@@ -198,7 +201,7 @@ pub async fn start(config: &Config) -> anyhow::Result<App> {
         let state = app_state(config, &stores, &buses, services, clock);
         adapters_http::router(state)
     } else {
-        adapters_http::health_router(stores.health.clone(), buses.health.clone())
+        adapters_http::health_router(stores.health.clone(), buses.health.clone(), buses.monitor.clone())
     };
     let router = router.route("/metrics", axum::routing::get(move || async move { metrics.render() }));
     let grace = Duration::from_secs(config.shutdown_grace_secs);
@@ -303,6 +306,7 @@ fn app_state(
         flows,
         database: stores.health.clone(),
         event_bus: buses.health.clone(),
+        bus_monitor: buses.monitor.clone(),
         config: HttpConfig {
             body_limit_bytes: config.body_limit_bytes,
             webhook_sync_timeout: Duration::from_secs(config.webhook_sync_timeout_secs),

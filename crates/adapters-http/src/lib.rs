@@ -50,13 +50,17 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 pub fn health_router(
     database: std::sync::Arc<dyn flow_domain::ports::Health>,
     event_bus: std::sync::Arc<dyn flow_domain::ports::Health>,
+    bus_monitor: std::sync::Arc<dyn flow_domain::ports::BusMonitor>,
 ) -> Router {
     Router::new()
         .route(
             "/healthcheck",
             axum::routing::get(move || {
-                let (database, event_bus) = (database.clone(), event_bus.clone());
-                async move { routes::health::report(database.as_ref(), event_bus.as_ref()).await }
+                let (database, event_bus, members) =
+                    (database.clone(), event_bus.clone(), bus_monitor.clone());
+                async move {
+                    routes::health::report(database.as_ref(), event_bus.as_ref(), members.as_ref()).await
+                }
             }),
         )
         .fallback(error::not_found)

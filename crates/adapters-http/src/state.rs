@@ -2,7 +2,7 @@
 //! services, and the HTTP settings.
 
 use flow_domain::limits::Limits;
-use flow_domain::ports::Health;
+use flow_domain::ports::{BusMonitor, Health};
 use flow_domain::services::{
     AuthService, ComponentService, ExecutionService, FlowService, TemplateService, TenantService,
     UserService, WebhookService,
@@ -61,6 +61,8 @@ pub struct AppState {
     pub database: Arc<dyn Health>,
     /// Readiness of the event bus, for `/healthcheck`.
     pub event_bus: Arc<dyn Health>,
+    /// This process's consumer group members, for `/healthcheck`.
+    pub bus_monitor: Arc<dyn BusMonitor>,
     /// HTTP settings.
     pub config: HttpConfig,
 }

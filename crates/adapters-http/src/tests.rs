@@ -19,9 +19,10 @@ use flow_domain::ids::{TokenId, UserId};
 use flow_domain::model::{AccessToken, User, UserStatus};
 use flow_domain::permission::Permission;
 use flow_domain::ports::{
-    ComponentCatalogue, ComponentSpec, ExecutionRepository, FlowRepository, Health, MockComponentRepository,
-    MockExecutionRepository, MockFlowRepository, MockPasswordHasher, MockTemplateRepository,
-    MockTenantRepository, MockTokenMinter, MockTokenRepository, MockUserRepository,
+    BusMonitor, ComponentCatalogue, ComponentSpec, ExecutionRepository, FlowRepository, Health, MemberStatus,
+    MockComponentRepository, MockExecutionRepository, MockFlowRepository, MockPasswordHasher,
+    MockTemplateRepository, MockTenantRepository, MockTokenMinter, MockTokenRepository, MockUserRepository,
+    Stall,
 };
 use flow_domain::query::{Page, Visibility};
 use flow_domain::services::{
@@ -41,6 +42,14 @@ struct Probe(Result<(), String>);
 #[async_trait]
 impl Health for Probe {
     async fn check(&self) -> Result<(), String> {
+        self.0.clone()
+    }
+}
+
+struct Members(Vec<MemberStatus>);
+
+impl BusMonitor for Members {
+    fn members(&self) -> Vec<MemberStatus> {
         self.0.clone()
     }
 }
@@ -66,6 +75,7 @@ pub(super) struct Ports {
     pub(super) executions: MockExecutionRepository,
     pub(super) components: MockComponentRepository,
     pub(super) database: Result<(), String>,
+    pub(super) members: Vec<MemberStatus>,
     pub(super) config: HttpConfig,
 }
 
@@ -79,6 +89,7 @@ impl Default for Ports {
             executions: MockExecutionRepository::new(),
             components: MockComponentRepository::new(),
             database: Ok(()),
+            members: Vec::new(),
             config: HttpConfig::default(),
         }
     }
@@ -150,6 +161,7 @@ pub(super) fn app(ports: Ports) -> Router {
         flows,
         database: Arc::new(Probe(ports.database)),
         event_bus: Arc::new(Probe(Ok(()))),
+        bus_monitor: Arc::new(Members(ports.members.clone())),
         config: ports.config,
     };
     router(state)
@@ -198,13 +210,57 @@ async fn healthcheck_reports_each_backend() {
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(
         ok.body,
-        json!({"status": "pass", "details": {"database": {"status": "pass"}, "eventBus": {"status": "pass"}}})
+        json!({"status": "pass", "details": {"database": {"status": "pass"}, "eventBus": {"status": "pass", "groups": []}}})
     );
     let down = Ports { database: Err("refused".into()), ..Ports::default() };
     let failed = send(app(down), Request::get("/healthcheck").body(Body::empty()).expect("req")).await;
     assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(failed.body["status"], "fail");
     assert_eq!(failed.body["details"]["database"]["status"], "fail");
+}
+
+fn member(group: &str, stall: Option<(Stall, chrono::DateTime<Utc>)>, too_long: bool) -> MemberStatus {
+    MemberStatus {
+        group: group.into(),
+        assigned_partitions: u32::from(stall.is_none()) * 3,
+        settled: stall.is_none(),
+        last_progress: None,
+        lag: stall.is_none().then_some(0),
+        rebalances: 1,
+        received: 7,
+        replaced: u64::from(too_long),
+        stall,
+        stalled_too_long: too_long,
+    }
+}
+
+#[tokio::test]
+async fn healthcheck_warns_with_200_while_a_consumer_group_stalls_too_long() {
+    let since = chrono::DateTime::parse_from_rfc3339("2026-12-06T12:00:03Z").expect("time").to_utc();
+    let stalled = vec![
+        member("flowmate.flow-repository", None, false),
+        member("flowmate.flow-engine", Some((Stall::NoAssignment, since)), true),
+        member("flowmate.flow-executor", Some((Stall::NoAssignment, since)), false),
+    ];
+    let ports = Ports { members: stalled, ..Ports::default() };
+    let answer = send(app(ports), Request::get("/healthcheck").body(Body::empty()).expect("req")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["status"], "warn");
+    let bus = &answer.body["details"]["eventBus"];
+    assert_eq!(bus["status"], "warn");
+    assert_eq!(bus["groups"][0]["status"], "pass");
+    assert_eq!(bus["groups"][0]["assignedPartitions"], 3);
+    assert_eq!(bus["groups"][0]["lag"], 0);
+    assert_eq!(bus["groups"][1]["status"], "warn");
+    assert_eq!(bus["groups"][1]["stall"], "noAssignment");
+    assert_eq!(bus["groups"][1]["stalledSince"], "2026-12-06T12:00:03Z");
+    assert_eq!(
+        bus["groups"][1]["reason"],
+        "consumer group flowmate.flow-engine has no assignment since 12:00:03 UTC"
+    );
+    // Stalled, but not yet for longer than the limit: reported, not warned about.
+    assert_eq!(bus["groups"][2]["status"], "pass");
+    assert_eq!(bus["groups"][2]["stall"], "noAssignment");
 }
 
 #[tokio::test]

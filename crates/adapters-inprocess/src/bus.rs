@@ -5,7 +5,7 @@ use crate::stream::InProcessStream;
 use async_trait::async_trait;
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
-use flow_domain::ports::{EventPublisher, EventStream, EventSubscriber, Health};
+use flow_domain::ports::{BusMonitor, EventPublisher, EventStream, EventSubscriber, Health, MemberStatus};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -150,5 +150,12 @@ impl EventSubscriber for InProcessBus {
 impl Health for InProcessBus {
     async fn check(&self) -> Result<(), String> {
         self.inner.ensure_open().map_err(|e| e.to_string())
+    }
+}
+
+/// Subscriptions in process are always served: there is no group membership to watch.
+impl BusMonitor for InProcessBus {
+    fn members(&self) -> Vec<MemberStatus> {
+        Vec::new()
     }
 }

@@ -37,6 +37,10 @@ pub struct KafkaConfig {
     /// `reconnect.backoff.max.ms` of every client: the longest pause between two connection
     /// attempts to a broker that is down, hence how soon a returning broker is used again.
     pub reconnect_backoff_max: Duration,
+    /// How long a consumer group member may go without an assignment, or with events waiting
+    /// and none arriving, before the bus reports it (`/healthcheck` warns, a WARN line) and
+    /// replaces it with a new member.
+    pub stall_after: Duration,
     /// Further librdkafka properties for every client, applied last (e.g. `debug` = `cgrp`,
     /// or settings of a managed cluster).
     pub properties: Vec<(String, String)>,
@@ -45,7 +49,7 @@ pub struct KafkaConfig {
 impl KafkaConfig {
     /// Defaults for `brokers`: prefix `flowmate`, 6 partitions, replication 1, client id
     /// `flowmate`, timeout 10 s, linger 0, fetch wait 10 ms, session 10 s, heartbeat 1 s,
-    /// max poll interval 300 s, reconnect back-off at most 1 s.
+    /// max poll interval 300 s, reconnect back-off at most 1 s, stall limit 30 s.
     pub fn new(brokers: impl Into<String>) -> Self {
         Self {
             brokers: brokers.into(),
@@ -60,6 +64,7 @@ impl KafkaConfig {
             heartbeat_interval: Duration::from_secs(1),
             max_poll_interval: Duration::from_secs(300),
             reconnect_backoff_max: Duration::from_secs(1),
+            stall_after: Duration::from_secs(30),
             properties: Vec::new(),
         }
     }
@@ -109,7 +114,11 @@ impl KafkaConfig {
             .set("fetch.wait.max.ms", ms(self.fetch_wait_max.max(Duration::from_millis(1))))
             .set("session.timeout.ms", ms(self.session_timeout))
             .set("heartbeat.interval.ms", ms(self.heartbeat_interval))
-            .set("max.poll.interval.ms", ms(self.max_poll_interval));
+            .set("max.poll.interval.ms", ms(self.max_poll_interval))
+            // Group state, assignment and lag once a second, for the member's health.
+            .set("statistics.interval.ms", "1000")
+            // Reaching the end of a partition counts as progress (nothing is waiting there).
+            .set("enable.partition.eof", "true");
         self.with_properties(client)
     }
 

@@ -8,6 +8,7 @@
 mod config;
 mod context;
 mod errors;
+mod member;
 mod publisher;
 mod subscriber;
 mod topics;
@@ -19,8 +20,9 @@ pub use subscriber::KafkaStream;
 use async_trait::async_trait;
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
-use flow_domain::ports::{EventPublisher, EventStream, EventSubscriber, Health};
-use std::sync::Arc;
+use flow_domain::ports::{BusMonitor, EventPublisher, EventStream, EventSubscriber, Health, MemberStatus};
+use member::Member;
+use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::watch;
 
 /// The Kafka event bus: a publisher, a subscription factory and a health check sharing one
@@ -30,6 +32,8 @@ pub struct KafkaBus {
     config: Arc<KafkaConfig>,
     publisher: KafkaPublisher,
     shutdown: watch::Sender<bool>,
+    /// The group members of this process's live subscriptions.
+    members: Arc<Mutex<Vec<Weak<Member>>>>,
 }
 
 impl KafkaBus {
@@ -43,7 +47,7 @@ impl KafkaBus {
         topics::ensure(&config, topics::ALL_NAMES).await?;
         let publisher = KafkaPublisher::new(&config)?;
         let (shutdown, _) = watch::channel(false);
-        Ok(Self { config: Arc::new(config), publisher, shutdown })
+        Ok(Self { config: Arc::new(config), publisher, shutdown, members: Arc::default() })
     }
 
     /// Flushes the producer and ends every subscription (`next` answers `None`; stored offsets
@@ -68,7 +72,11 @@ impl EventSubscriber for KafkaBus {
         group: &str,
         names: &[&'static str],
     ) -> Result<Box<dyn EventStream>, PortError> {
-        let stream = KafkaStream::subscribe(&self.config, group, names, self.shutdown.subscribe()).await?;
+        let stream =
+            KafkaStream::subscribe(self.config.clone(), group, names, self.shutdown.subscribe()).await?;
+        let mut members = self.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        members.retain(|m| m.strong_count() > 0);
+        members.push(Arc::downgrade(&stream.member()));
         Ok(Box::new(stream))
     }
 }
@@ -77,5 +85,13 @@ impl EventSubscriber for KafkaBus {
 impl Health for KafkaBus {
     async fn check(&self) -> Result<(), String> {
         self.publisher.check().await
+    }
+}
+
+impl BusMonitor for KafkaBus {
+    fn members(&self) -> Vec<MemberStatus> {
+        let now = chrono::Utc::now();
+        let members = self.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        members.iter().filter_map(Weak::upgrade).map(|m| m.status(now)).collect()
     }
 }

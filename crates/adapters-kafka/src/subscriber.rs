@@ -1,11 +1,17 @@
 //! The subscriber: one `StreamConsumer` per subscription, in consumer group `<prefix>.<group>`,
 //! auto-committing only the offsets stored by `ack` (at least once).
+//!
+//! While it waits for events the stream checks its group member once a second (see
+//! `member.rs`); a member stalled past [`KafkaConfig::stall_after`] is closed and replaced by a
+//! new one, again after twice as long (up to 8 times the limit) while the stall lasts.
 
 use crate::config::KafkaConfig;
-use crate::context::KafkaContext;
+use crate::context::MemberContext;
 use crate::errors::classify;
+use crate::member::{Member, Verdict};
 use crate::topics;
 use async_trait::async_trait;
+use chrono::Utc;
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
 use flow_domain::ids::EventId;
@@ -14,7 +20,13 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+/// How often a waiting stream checks its member.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a delivered message sits: topic, partition, offset.
 type Position = (String, i32, i64);
@@ -22,11 +34,19 @@ type Position = (String, i32, i64);
 /// A subscription of one group member. Dropping it leaves the group and commits the offsets
 /// stored by `ack`; unacknowledged events are redelivered to the group.
 pub struct KafkaStream {
-    consumer: StreamConsumer<KafkaContext>,
+    consumer: StreamConsumer<MemberContext>,
     /// Delivered, not yet acknowledged events (one id may sit at several offsets when the
     /// relay published it twice).
     delivered: HashMap<EventId, Vec<Position>>,
     shutdown: watch::Receiver<bool>,
+    config: Arc<KafkaConfig>,
+    topics: Vec<String>,
+    member: Arc<Member>,
+    check: Interval,
+    /// No replacement before this instant (back-off between replacements).
+    replace_not_before: Instant,
+    /// Replacements in a row without the member recovering.
+    replacements_in_a_row: u32,
 }
 
 impl KafkaStream {
@@ -37,20 +57,61 @@ impl KafkaStream {
     /// # Errors
     /// `Unavailable` when the topics cannot be ensured; `Other` on a bad configuration.
     pub(crate) async fn subscribe(
-        config: &KafkaConfig,
+        config: Arc<KafkaConfig>,
         group: &str,
         names: &[&'static str],
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, PortError> {
-        topics::ensure(config, names).await.map_err(|e| PortError::Unavailable(format!("{e:#}")))?;
-        let consumer: StreamConsumer<KafkaContext> = config
-            .consumer(&config.group(group))
-            .create_with_context(KafkaContext)
-            .map_err(|e| PortError::Other(anyhow::Error::new(e).context("kafka consumer")))?;
+        topics::ensure(&config, names).await.map_err(|e| PortError::Unavailable(format!("{e:#}")))?;
+        let member = Arc::new(Member::new(config.group(group), config.stall_after, Utc::now()));
         let topics: Vec<String> = names.iter().map(|n| config.topic(n)).collect();
-        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(classify)?;
-        Ok(Self { consumer, delivered: HashMap::new(), shutdown })
+        let consumer = join(&config, &member, &topics)?;
+        let mut check = tokio::time::interval(CHECK_EVERY);
+        check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Ok(Self {
+            consumer,
+            delivered: HashMap::new(),
+            shutdown,
+            replace_not_before: Instant::now() + config.stall_after,
+            config,
+            topics,
+            member,
+            check,
+            replacements_in_a_row: 0,
+        })
+    }
+
+    /// The member's shared state (for the bus monitor).
+    pub(crate) fn member(&self) -> Arc<Member> {
+        self.member.clone()
+    }
+
+    /// Checks the member; replaces it when it stalled past the limit and the back-off allows.
+    fn supervise(&mut self) {
+        match self.member.check(Utc::now()) {
+            Verdict::Fine => self.replacements_in_a_row = 0,
+            Verdict::Stalled(status) if Instant::now() >= self.replace_not_before => {
+                match join(&self.config, &self.member, &self.topics) {
+                    Ok(consumer) => {
+                        self.replacements_in_a_row += 1;
+                        let reason = status.stall_reason().unwrap_or_default();
+                        tracing::warn!(group = %self.member.group, %reason, replacement = self.replacements_in_a_row,
+                            "event bus: replacing the stalled member of a consumer group");
+                        self.commit_stored();
+                        self.delivered.clear();
+                        let old = std::mem::replace(&mut self.consumer, consumer);
+                        // Closing leaves the group, which may wait on the broker: not on this thread.
+                        tokio::task::spawn_blocking(move || drop(old));
+                        self.member.replaced(Utc::now());
+                    }
+                    Err(err) => tracing::warn!(group = %self.member.group, error = %err,
+                        "event bus: cannot create a consumer to replace a stalled member"),
+                }
+                let factor = 1u32 << self.replacements_in_a_row.min(3);
+                self.replace_not_before = Instant::now() + self.config.stall_after * factor;
+            }
+            Verdict::Stalled(_) => {}
+        }
     }
 
     fn commit_stored(&self) {
@@ -69,6 +130,7 @@ impl EventStream for KafkaStream {
                 self.commit_stored();
                 return None;
             }
+            self.member.waiting(Utc::now());
             let received = tokio::select! {
                 changed = self.shutdown.changed() => {
                     if changed.is_err() {
@@ -78,6 +140,10 @@ impl EventStream for KafkaStream {
                     }
                     continue;
                 }
+                _ = self.check.tick() => {
+                    self.supervise();
+                    continue;
+                }
                 received = self.consumer.recv() => received.map(|m| {
                     let position = (m.topic().to_owned(), m.partition(), m.offset());
                     (position, serde_json::from_slice::<Event>(m.payload().unwrap_or_default()))
@@ -85,6 +151,7 @@ impl EventStream for KafkaStream {
             };
             match received {
                 Ok((position, Ok(mut event))) => {
+                    self.member.received(Utc::now());
                     event.key = None;
                     self.delivered.entry(event.id).or_default().push(position);
                     return Some(event);
@@ -95,6 +162,7 @@ impl EventStream for KafkaStream {
                         tracing::debug!(error = %err, "kafka: storing the offset of a skipped message");
                     }
                 }
+                Err(KafkaError::PartitionEOF(_)) => self.member.idle_at_end(Utc::now()),
                 Err(err) => tracing::warn!(error = %err, "kafka: consumer error"),
             }
         }
@@ -118,4 +186,19 @@ impl EventStream for KafkaStream {
         }
         Ok(())
     }
+}
+
+/// A new member of the group of `member`, subscribed to `topics`.
+fn join(
+    config: &KafkaConfig,
+    member: &Arc<Member>,
+    topics: &[String],
+) -> Result<StreamConsumer<MemberContext>, PortError> {
+    let consumer: StreamConsumer<MemberContext> = config
+        .consumer(&member.group)
+        .create_with_context(MemberContext { member: member.clone() })
+        .map_err(|e| PortError::Other(anyhow::Error::new(e).context("kafka consumer")))?;
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(classify)?;
+    Ok(consumer)
 }

@@ -28,6 +28,8 @@ pub enum LifecycleInput {
         attempts: u32,
         /// Give up once this many were made.
         max_attempts: u32,
+        /// Why the event bus delivers nothing, when it knows (named in the reason on giving up).
+        bus_stall: Option<String>,
     },
 }
 
@@ -105,25 +107,33 @@ pub fn transition(from: FlowStatus, input: &LifecycleInput) -> Result<Transition
         }
         (_, I::Failed(_)) => Transition::stay(from),
 
-        (Starting, I::DeadlinePassed { attempts, max_attempts }) if attempts < max_attempts => {
+        (Starting, I::DeadlinePassed { attempts, max_attempts, .. }) if attempts < max_attempts => {
             Transition::to(Starting, vec![CountAttempt, PublishStarting])
         }
-        (Stopping, I::DeadlinePassed { attempts, max_attempts }) if attempts < max_attempts => {
+        (Stopping, I::DeadlinePassed { attempts, max_attempts, .. }) if attempts < max_attempts => {
             Transition::to(Stopping, vec![CountAttempt, PublishStopping])
         }
-        (Starting, I::DeadlinePassed { attempts, .. }) => Transition::to(
+        (Starting, I::DeadlinePassed { attempts, bus_stall, .. }) => Transition::to(
             Inactive,
-            vec![RecordReason(format!(
-                "The engine did not confirm the start after {} attempts.",
-                attempts + 1
-            ))],
+            vec![RecordReason(match bus_stall {
+                Some(stall) => {
+                    format!("No engine confirmed the start after {} attempts: {stall}.", attempts + 1)
+                }
+                None => format!("The engine did not confirm the start after {} attempts.", attempts + 1),
+            })],
         ),
-        (Stopping, I::DeadlinePassed { attempts, .. }) => Transition::to(
+        (Stopping, I::DeadlinePassed { attempts, bus_stall, .. }) => Transition::to(
             Inactive,
-            vec![RecordReason(format!(
-                "The engine did not confirm the stop after {} attempts; marked inactive.",
-                attempts + 1
-            ))],
+            vec![RecordReason(match bus_stall {
+                Some(stall) => format!(
+                    "No engine confirmed the stop after {} attempts: {stall}; marked inactive.",
+                    attempts + 1
+                ),
+                None => format!(
+                    "The engine did not confirm the stop after {} attempts; marked inactive.",
+                    attempts + 1
+                ),
+            })],
         ),
         (Inactive | Active, I::DeadlinePassed { .. }) => Transition::stay(from),
     })
@@ -137,7 +147,17 @@ mod tests {
     use LifecycleInput as I;
 
     fn deadline(attempts: u32) -> I {
-        I::DeadlinePassed { attempts, max_attempts: 3 }
+        I::DeadlinePassed { attempts, max_attempts: 3, bus_stall: None }
+    }
+
+    fn deadline_with_stall(attempts: u32) -> I {
+        I::DeadlinePassed {
+            attempts,
+            max_attempts: 3,
+            bus_stall: Some(
+                "consumer group flowmate.flow-engine has no assignment since 12:00:03 UTC".into(),
+            ),
+        }
     }
 
     /// Every (status, input) pair, accepted or rejected.
@@ -190,6 +210,31 @@ mod tests {
                     Inactive,
                     vec![RecordReason(
                         "The engine did not confirm the stop after 4 attempts; marked inactive.".into(),
+                    )],
+                )),
+            ),
+            (Starting, deadline_with_stall(0), Ok((Starting, vec![CountAttempt, PublishStarting]))),
+            (
+                Starting,
+                deadline_with_stall(3),
+                Ok((
+                    Inactive,
+                    vec![RecordReason(
+                        "No engine confirmed the start after 4 attempts: consumer group \
+                         flowmate.flow-engine has no assignment since 12:00:03 UTC."
+                            .into(),
+                    )],
+                )),
+            ),
+            (
+                Stopping,
+                deadline_with_stall(3),
+                Ok((
+                    Inactive,
+                    vec![RecordReason(
+                        "No engine confirmed the stop after 4 attempts: consumer group \
+                         flowmate.flow-engine has no assignment since 12:00:03 UTC; marked inactive."
+                            .into(),
                     )],
                 )),
             ),

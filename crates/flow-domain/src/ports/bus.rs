@@ -3,6 +3,7 @@
 use crate::error::PortError;
 use crate::event::Event;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 /// Publishes events. Events with the same key MUST be delivered in publication order.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
@@ -39,4 +40,67 @@ pub trait EventSubscriber: Send + Sync {
     /// `Unavailable`.
     async fn subscribe(&self, group: &str, names: &[&'static str])
     -> Result<Box<dyn EventStream>, PortError>;
+}
+
+/// Why a consumer group member makes no progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// It has not settled in its group (joining or rebalancing): it is assigned nothing.
+    NoAssignment,
+    /// Events wait on its partitions, it asks for them, and none arrives.
+    LagWithoutProgress,
+}
+
+/// How one consumer group member of this process fares, as its bus adapter sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// The group's name on the bus (e.g. `flowmate.flow-engine`).
+    pub group: String,
+    /// Partitions assigned to this member now.
+    pub assigned_partitions: u32,
+    /// Whether the member has settled in its group (joined and assigned, possibly nothing).
+    pub settled: bool,
+    /// The last time it received an event or found itself at the end of its partitions.
+    pub last_progress: Option<DateTime<Utc>>,
+    /// Events published to its partitions and not yet received, when the bus knows.
+    pub lag: Option<u64>,
+    /// Rebalances this process has seen in the group.
+    pub rebalances: u64,
+    /// Events received.
+    pub received: u64,
+    /// Times the member was closed and replaced because it stalled.
+    pub replaced: u64,
+    /// What keeps it from progressing, and since when (`None` while it progresses).
+    pub stall: Option<(Stall, DateTime<Utc>)>,
+    /// Whether the stall has lasted longer than the configured limit (the bus then warns).
+    pub stalled_too_long: bool,
+}
+
+impl MemberStatus {
+    /// One sentence an operator can act on, when the member stalls: "consumer group
+    /// flowmate.flow-engine has no assignment since 12:00:03 UTC".
+    pub fn stall_reason(&self) -> Option<String> {
+        let (stall, since) = self.stall?;
+        let since = since.format("%H:%M:%S UTC");
+        Some(match stall {
+            Stall::NoAssignment => format!("consumer group {} has no assignment since {since}", self.group),
+            Stall::LagWithoutProgress => format!(
+                "consumer group {} has {} event(s) waiting and has received none since {since}",
+                self.group,
+                self.lag.unwrap_or(0)
+            ),
+        })
+    }
+}
+
+/// What the bus knows about the consumer group members of this process (for `/healthcheck`,
+/// and for the watchdog to say why a flow was never confirmed).
+pub trait BusMonitor: Send + Sync {
+    /// Every live member of this process; empty for a bus without consumer groups.
+    fn members(&self) -> Vec<MemberStatus>;
+
+    /// Why the first member stalled past the limit does not progress, if one does.
+    fn stall_reason(&self) -> Option<String> {
+        self.members().iter().filter(|m| m.stalled_too_long).find_map(MemberStatus::stall_reason)
+    }
 }

@@ -14,7 +14,7 @@ mod retention;
 mod security;
 mod storage;
 
-pub use bus::{EventPublisher, EventStream, EventSubscriber};
+pub use bus::{BusMonitor, EventPublisher, EventStream, EventSubscriber, MemberStatus, Stall};
 pub use catalogue::{ComponentCatalogue, ComponentFunction, ComponentKind, ComponentSpec};
 pub use engine::InlineRunner;
 pub use reported_once::ReportedOnce;

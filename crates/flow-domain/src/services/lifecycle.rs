@@ -6,7 +6,7 @@ use crate::event::{Consumed, Event, names};
 use crate::ids::{FlowId, UserId};
 use crate::lifecycle::{Effect, LifecycleInput, transition};
 use crate::model::{Flow, FlowStatus};
-use crate::ports::{FlowRepository, TemplateRepository};
+use crate::ports::{BusMonitor, FlowRepository, TemplateRepository};
 use crate::time::Clock;
 use std::sync::Arc;
 
@@ -166,6 +166,7 @@ pub struct Watchdog {
     flows: Arc<dyn FlowRepository>,
     clock: Arc<dyn Clock>,
     config: WatchdogConfig,
+    bus: Option<Arc<dyn BusMonitor>>,
 }
 
 /// What one [`Watchdog::pass`] did.
@@ -180,7 +181,15 @@ pub struct WatchdogPass {
 impl Watchdog {
     /// A watchdog over `flows`.
     pub fn new(flows: Arc<dyn FlowRepository>, clock: Arc<dyn Clock>, config: WatchdogConfig) -> Self {
-        Self { flows, clock, config }
+        Self { flows, clock, config, bus: None }
+    }
+
+    /// Names the stall of this process's consumer groups, when `bus` reports one, in the reason
+    /// of a flow given up on.
+    #[must_use]
+    pub fn with_bus_monitor(mut self, bus: Arc<dyn BusMonitor>) -> Self {
+        self.bus = Some(bus);
+        self
     }
 
     /// One pass: handles every flow past its deadline; returns the ids it acted on.
@@ -199,10 +208,16 @@ impl Watchdog {
     pub async fn pass(&self) -> ServiceResult<WatchdogPass> {
         let before = self.clock.now() - self.config.deadline;
         let mut pass = WatchdogPass::default();
-        for flow in self.flows.list_stalled(before, 100).await? {
+        let stalled = self.flows.list_stalled(before, 100).await?;
+        let bus_stall = match &self.bus {
+            Some(bus) if !stalled.is_empty() => bus.stall_reason(),
+            _ => None,
+        };
+        for flow in stalled {
             let input = LifecycleInput::DeadlinePassed {
                 attempts: flow.lifecycle_attempts,
                 max_attempts: self.config.max_attempts,
+                bus_stall: bus_stall.clone(),
             };
             let id = flow.id;
             match drive(self.flows.as_ref(), self.clock.as_ref(), flow, &input, None, None).await {
