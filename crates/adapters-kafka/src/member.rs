@@ -86,8 +86,8 @@ impl Member {
         let assigned = u32::try_from(cgrp.assignment_size.max(0)).unwrap_or(0);
         let positions = statistics.topics.values().flat_map(|t| t.partitions.values());
         let known: Vec<u64> = positions
-            .filter(|p| p.partition >= 0 && p.fetch_state == "active" && p.consumer_lag >= 0)
-            .map(|p| u64::try_from(p.consumer_lag).unwrap_or(0))
+            .filter(|p| p.partition >= 0 && p.fetch_state == "active")
+            .filter_map(partition_lag)
             .collect();
         let lag = (settled && assigned > 0 && !known.is_empty()).then(|| known.iter().sum());
         let mut state = self.state();
@@ -198,6 +198,21 @@ impl Member {
     }
 }
 
+/// Events after the member's position in one partition, when the broker's end is known. The
+/// position is the next offset the application receives, else the committed one, else the
+/// partition's start (a new group reads from the earliest event). librdkafka's own
+/// `consumer_lag` needs a committed offset, which a member that only received has not.
+fn partition_lag(partition: &rdkafka::statistics::Partition) -> Option<u64> {
+    if partition.hi_offset < 0 {
+        return None;
+    }
+    let position = [partition.app_offset, partition.committed_offset, partition.lo_offset.max(0)]
+        .into_iter()
+        .find(|offset| *offset >= 0)
+        .unwrap_or(0);
+    u64::try_from(partition.hi_offset - position).ok().or(Some(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,7 +226,9 @@ mod tests {
         let partition = Partition {
             partition: 0,
             fetch_state: "active".into(),
-            consumer_lag: lag,
+            hi_offset: if lag < 0 { -1001 } else { 100 },
+            app_offset: 100 - lag,
+            committed_offset: -1001,
             ..Partition::default()
         };
         let topic = Topic { topic: "t".into(), partitions: [(0, partition)].into(), ..Topic::default() };
