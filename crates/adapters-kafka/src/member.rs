@@ -130,12 +130,14 @@ impl Member {
         }
     }
 
-    /// The stream closed its consumer and joins again as a new member.
+    /// The stream closed its consumer and joins again as a new member. The stall goes on (and
+    /// keeps its start) until the new member settles and progresses.
     pub(crate) fn replaced(&self, now: DateTime<Utc>) {
         let mut state = self.state();
+        let stalled_since = self.status_of(&state, now).stall.map_or(now, |(_, since)| since);
         state.replaced += 1;
         state.settled = false;
-        state.unsettled_since = now;
+        state.unsettled_since = stalled_since;
         state.assigned = 0;
         state.lag = None;
         state.rebalance_count = 0;
@@ -292,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rebalance_restarts_the_clock_and_a_replacement_counts() {
+    fn a_rebalance_restarts_the_clock_and_a_replacement_keeps_it() {
         let member = member();
         member.observe_at(&report("steady", 2, 1, 0), at(1));
         member.observe_at(&report("wait-sync", 0, 2, -1), at(50));
@@ -301,7 +303,7 @@ mod tests {
         let status = member.status(at(91));
         assert_eq!(
             (status.replaced, status.rebalances, status.stall),
-            (1, 2, Some((Stall::NoAssignment, at(90))))
+            (1, 2, Some((Stall::NoAssignment, at(50))))
         );
         // The new consumer counts its rebalances from zero again.
         member.observe_at(&report("steady", 2, 1, 0), at(92));

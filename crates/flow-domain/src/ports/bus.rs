@@ -99,8 +99,14 @@ pub trait BusMonitor: Send + Sync {
     /// Every live member of this process; empty for a bus without consumer groups.
     fn members(&self) -> Vec<MemberStatus>;
 
-    /// Why the first member stalled past the limit does not progress, if one does.
+    /// Why the members stalled past the limit do not progress (`; `-separated), if any does.
     fn stall_reason(&self) -> Option<String> {
-        self.members().iter().filter(|m| m.stalled_too_long).find_map(MemberStatus::stall_reason)
+        let reasons: Vec<String> = self
+            .members()
+            .iter()
+            .filter(|m| m.stalled_too_long)
+            .filter_map(MemberStatus::stall_reason)
+            .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 }

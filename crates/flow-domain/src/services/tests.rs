@@ -233,6 +233,51 @@ fn watchdog_republishes_then_gives_up() {
     assert_eq!(block_on(dog.tick()).map(|ids| ids.len()).ok(), Some(2));
 }
 
+/// A bus whose only member has had no assignment since 12:00:03 (past the limit).
+struct StalledBus;
+
+impl crate::ports::BusMonitor for StalledBus {
+    fn members(&self) -> Vec<crate::ports::MemberStatus> {
+        let since = chrono::DateTime::parse_from_rfc3339("2026-12-06T12:00:03Z").expect("time").to_utc();
+        vec![crate::ports::MemberStatus {
+            group: "flowmate.flow-engine".into(),
+            assigned_partitions: 0,
+            settled: false,
+            last_progress: None,
+            lag: None,
+            rebalances: 0,
+            received: 0,
+            replaced: 2,
+            stall: Some((crate::ports::Stall::NoAssignment, since)),
+            stalled_too_long: true,
+        }]
+    }
+}
+
+#[test]
+fn watchdog_names_the_stalled_consumer_group_when_it_gives_up() {
+    let clock = clock();
+    let mut exhausted = flow_of(TenantId::new(), FlowStatus::Starting, clock.as_ref());
+    clock.advance(Duration::seconds(61));
+    exhausted.lifecycle_attempts = 3;
+    let mut repo = MockFlowRepository::new();
+    repo.expect_list_stalled().returning(move |_, _| Ok(vec![exhausted.clone()]));
+    repo.expect_save()
+        .withf(|f, _, _| {
+            f.status == FlowStatus::Inactive
+                && f.status_reason.as_deref()
+                    == Some(
+                        "No engine confirmed the start after 4 attempts: consumer group \
+                         flowmate.flow-engine has no assignment since 12:00:03 UTC.",
+                    )
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let dog = Watchdog::new(Arc::new(repo), clock, WatchdogConfig::default())
+        .with_bus_monitor(Arc::new(StalledBus));
+    assert_eq!(block_on(dog.tick()).map(|ids| ids.len()).ok(), Some(1));
+}
+
 fn user(status: UserStatus) -> User {
     User {
         id: UserId::new(),
