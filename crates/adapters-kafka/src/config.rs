@@ -79,6 +79,23 @@ impl KafkaConfig {
         format!("{}.{group}", self.topic_prefix)
     }
 
+    /// The topic where group generations are announced (see `generations.rs`).
+    pub(crate) fn generations_topic(&self) -> String {
+        format!("{}.bus.generations", self.topic_prefix)
+    }
+
+    /// The settings of a reader outside any group: it assigns itself partitions and never
+    /// joins or commits (librdkafka wants a `group.id` for that all the same).
+    pub(crate) fn reader(&self) -> ClientConfig {
+        let mut client = self.client();
+        client
+            .set("group.id", format!("{}.bus.reader", self.topic_prefix))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest");
+        self.with_properties(client)
+    }
+
     /// The settings every client shares: brokers, client id, connection handling.
     pub(crate) fn client(&self) -> ClientConfig {
         let mut client = ClientConfig::new();

@@ -8,6 +8,7 @@
 mod config;
 mod context;
 mod errors;
+mod generations;
 mod member;
 mod publisher;
 mod subscriber;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use flow_domain::error::PortError;
 use flow_domain::event::Event;
 use flow_domain::ports::{BusMonitor, EventPublisher, EventStream, EventSubscriber, Health, MemberStatus};
+use generations::Generations;
 use member::Member;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::watch;
@@ -34,6 +36,8 @@ pub struct KafkaBus {
     shutdown: watch::Sender<bool>,
     /// The group members of this process's live subscriptions.
     members: Arc<Mutex<Vec<Weak<Member>>>>,
+    /// The group generations announced (shared by the subscriptions).
+    generations: Arc<Mutex<Generations>>,
 }
 
 impl KafkaBus {
@@ -47,7 +51,8 @@ impl KafkaBus {
         topics::ensure(&config, topics::ALL_NAMES).await?;
         let publisher = KafkaPublisher::new(&config)?;
         let (shutdown, _) = watch::channel(false);
-        Ok(Self { config: Arc::new(config), publisher, shutdown, members: Arc::default() })
+        let generations = Arc::new(Mutex::new(Generations::open(&config).await?));
+        Ok(Self { config: Arc::new(config), publisher, shutdown, members: Arc::default(), generations })
     }
 
     /// Flushes the producer and ends every subscription (`next` answers `None`; stored offsets
@@ -72,8 +77,14 @@ impl EventSubscriber for KafkaBus {
         group: &str,
         names: &[&'static str],
     ) -> Result<Box<dyn EventStream>, PortError> {
-        let stream =
-            KafkaStream::subscribe(self.config.clone(), group, names, self.shutdown.subscribe()).await?;
+        let stream = KafkaStream::subscribe(
+            self.config.clone(),
+            group,
+            names,
+            self.shutdown.subscribe(),
+            self.generations.clone(),
+        )
+        .await?;
         let mut members = self.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         members.retain(|m| m.strong_count() > 0);
         members.push(Arc::downgrade(&stream.member()));

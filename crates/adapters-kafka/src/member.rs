@@ -18,7 +18,7 @@ use std::time::Duration;
 /// A group member's shared state: written by its consumer's context and its stream, read by
 /// the bus monitor. Outlives the consumers that replace each other in the stream.
 pub struct Member {
-    /// The group's name on the broker.
+    /// The group's name on the broker in generation 0 (`<prefix>.<group>`); metrics use it.
     pub(crate) group: String,
     stall_after: Duration,
     state: Mutex<State>,
@@ -26,6 +26,8 @@ pub struct Member {
 
 #[derive(Debug)]
 struct State {
+    /// The group generation the member is in (see `generations.rs`).
+    generation: u32,
     settled: bool,
     /// When the member last stopped being settled (or was created).
     unsettled_since: DateTime<Utc>,
@@ -53,9 +55,10 @@ pub(crate) enum Verdict {
 }
 
 impl Member {
-    /// A member of `group` that has not joined yet.
-    pub(crate) fn new(group: String, stall_after: Duration, now: DateTime<Utc>) -> Self {
+    /// A member of generation `generation` of `group` that has not joined yet.
+    pub(crate) fn new(group: String, generation: u32, stall_after: Duration, now: DateTime<Utc>) -> Self {
         let state = State {
+            generation,
             settled: false,
             unsettled_since: now,
             assigned: 0,
@@ -130,10 +133,22 @@ impl Member {
         }
     }
 
-    /// The stream closed its consumer and joins again as a new member. The stall goes on (and
-    /// keeps its start) until the new member settles and progresses.
-    pub(crate) fn replaced(&self, now: DateTime<Utc>) {
+    /// The Kafka group the member is in now.
+    pub(crate) fn group_id(&self) -> String {
+        crate::generations::group_id(&self.group, self.state().generation)
+    }
+
+    /// The group generation the member is in now.
+    pub(crate) fn generation(&self) -> u32 {
+        self.state().generation
+    }
+
+    /// The stream closed its consumer and joins generation `generation` of the group as a new
+    /// member. The stall goes on (and keeps its start) until the new member settles and
+    /// progresses.
+    pub(crate) fn replaced(&self, generation: u32, now: DateTime<Utc>) {
         let mut state = self.state();
+        state.generation = generation;
         let stalled_since = self.status_of(&state, now).stall.map_or(now, |(_, since)| since);
         state.replaced += 1;
         state.settled = false;
@@ -164,7 +179,7 @@ impl Member {
         };
         let limit = chrono::Duration::from_std(self.stall_after).unwrap_or(chrono::Duration::MAX);
         MemberStatus {
-            group: self.group.clone(),
+            group: crate::generations::group_id(&self.group, state.generation),
             assigned_partitions: state.assigned,
             settled: state.settled,
             last_progress: state.last_progress,
@@ -248,7 +263,7 @@ mod tests {
     }
 
     fn member() -> Member {
-        Member::new("flowmate.flow-engine".into(), Duration::from_secs(30), at(0))
+        Member::new("flowmate.flow-engine".into(), 0, Duration::from_secs(30), at(0))
     }
 
     #[test]
@@ -299,12 +314,13 @@ mod tests {
         member.observe_at(&report("steady", 2, 1, 0), at(1));
         member.observe_at(&report("wait-sync", 0, 2, -1), at(50));
         assert_eq!(member.status(at(60)).stall, Some((Stall::NoAssignment, at(50))));
-        member.replaced(at(90));
+        member.replaced(1, at(90));
         let status = member.status(at(91));
         assert_eq!(
             (status.replaced, status.rebalances, status.stall),
             (1, 2, Some((Stall::NoAssignment, at(50))))
         );
+        assert_eq!(status.group, "flowmate.flow-engine.g1");
         // The new consumer counts its rebalances from zero again.
         member.observe_at(&report("steady", 2, 1, 0), at(92));
         assert_eq!(member.status(at(92)).rebalances, 3);

@@ -2,12 +2,14 @@
 //! auto-committing only the offsets stored by `ack` (at least once).
 //!
 //! While it waits for events the stream checks its group member once a second (see
-//! `member.rs`); a member stalled past [`KafkaConfig::stall_after`] is closed and replaced by a
-//! new one, again after twice as long (up to 8 times the limit) while the stall lasts.
+//! `member.rs`): a member stalled past [`KafkaConfig::stall_after`] moves the group to its next
+//! generation (`generations.rs`) as a new member, again after twice as long (up to 8 times the
+//! limit) while the stall lasts; a generation another member announced is followed at once.
 
 use crate::config::KafkaConfig;
 use crate::context::MemberContext;
 use crate::errors::classify;
+use crate::generations::{self, Generations};
 use crate::member::{Member, Verdict};
 use crate::topics;
 use async_trait::async_trait;
@@ -16,11 +18,12 @@ use flow_domain::error::PortError;
 use flow_domain::event::Event;
 use flow_domain::ids::EventId;
 use flow_domain::ports::EventStream;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -42,6 +45,7 @@ pub struct KafkaStream {
     config: Arc<KafkaConfig>,
     topics: Vec<String>,
     member: Arc<Member>,
+    generations: Arc<Mutex<Generations>>,
     check: Interval,
     /// No replacement before this instant (back-off between replacements).
     replace_not_before: Instant,
@@ -61,11 +65,19 @@ impl KafkaStream {
         group: &str,
         names: &[&'static str],
         shutdown: watch::Receiver<bool>,
+        generations: Arc<Mutex<Generations>>,
     ) -> Result<Self, PortError> {
         topics::ensure(&config, names).await.map_err(|e| PortError::Unavailable(format!("{e:#}")))?;
-        let member = Arc::new(Member::new(config.group(group), config.stall_after, Utc::now()));
+        let base = config.group(group);
+        let generation = {
+            let mut known = lock(&generations);
+            known.refresh();
+            known.of(&base)
+        };
+        let member = Arc::new(Member::new(base, generation, config.stall_after, Utc::now()));
         let topics: Vec<String> = names.iter().map(|n| config.topic(n)).collect();
-        let consumer = join(&config, &member, &topics)?;
+        let consumer = member_of(&config, &member, &member.group_id())?;
+        subscribe_to(&consumer, &topics)?;
         let mut check = tokio::time::interval(CHECK_EVERY);
         check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Ok(Self {
@@ -76,6 +88,7 @@ impl KafkaStream {
             config,
             topics,
             member,
+            generations,
             check,
             replacements_in_a_row: 0,
         })
@@ -86,31 +99,66 @@ impl KafkaStream {
         self.member.clone()
     }
 
-    /// Checks the member; replaces it when it stalled past the limit and the back-off allows.
-    fn supervise(&mut self) {
+    /// Follows the group to a generation another member announced; moves it to the next one
+    /// when this member stalled past the limit and the back-off allows.
+    async fn supervise(&mut self) {
+        let current = self.member.generation();
+        let announced = {
+            let mut known = lock(&self.generations);
+            known.refresh();
+            known.of(&self.member.group)
+        };
+        if announced > current {
+            tracing::warn!(group = %self.member.group, generation = announced,
+                "event bus: following a consumer group to its new generation");
+            self.move_to(announced).await;
+            return;
+        }
         match self.member.check(Utc::now()) {
             Verdict::Fine => self.replacements_in_a_row = 0,
             Verdict::Stalled(status) if Instant::now() >= self.replace_not_before => {
-                match join(&self.config, &self.member, &self.topics) {
-                    Ok(consumer) => {
-                        self.replacements_in_a_row += 1;
-                        let reason = status.stall_reason().unwrap_or_default();
-                        tracing::warn!(group = %self.member.group, %reason, replacement = self.replacements_in_a_row,
-                            "event bus: replacing the stalled member of a consumer group");
-                        self.commit_stored();
-                        self.delivered.clear();
-                        let old = std::mem::replace(&mut self.consumer, consumer);
-                        // Closing leaves the group, which may wait on the broker: not on this thread.
-                        tokio::task::spawn_blocking(move || drop(old));
-                        self.member.replaced(Utc::now());
-                    }
-                    Err(err) => tracing::warn!(group = %self.member.group, error = %err,
-                        "event bus: cannot create a consumer to replace a stalled member"),
+                let next = current + 1;
+                let reason = status.stall_reason().unwrap_or_default();
+                tracing::warn!(group = %self.member.group, %reason, generation = next,
+                    "event bus: moving a stalled consumer group to a new generation");
+                if let Err(err) = generations::announce(&self.config, &self.member.group, next).await {
+                    tracing::warn!(group = %self.member.group, error = %err,
+                        "event bus: the other members will not follow to the new generation");
                 }
+                self.replacements_in_a_row += 1;
+                self.move_to(next).await;
                 let factor = 1u32 << self.replacements_in_a_row.min(3);
                 self.replace_not_before = Instant::now() + self.config.stall_after * factor;
             }
             Verdict::Stalled(_) => {}
+        }
+    }
+
+    /// Replaces the consumer by a member of generation `generation` that starts where the
+    /// current group committed (for partitions the new group has not committed yet).
+    async fn move_to(&mut self, generation: u32) {
+        self.commit_stored();
+        let (config, member, topics) = (self.config.clone(), self.member.clone(), self.topics.clone());
+        let joined = tokio::task::spawn_blocking(move || {
+            let group = generations::group_id(&member.group, generation);
+            let consumer = member_of(&config, &member, &group)?;
+            carry_offsets(&config, &member.group_id(), &consumer, &topics);
+            subscribe_to(&consumer, &topics)?;
+            Ok::<_, PortError>(consumer)
+        })
+        .await;
+        match joined {
+            Ok(Ok(consumer)) => {
+                self.delivered.clear();
+                let old = std::mem::replace(&mut self.consumer, consumer);
+                // Closing leaves the group, which may wait on the broker: not on this thread.
+                tokio::task::spawn_blocking(move || drop(old));
+                self.member.replaced(generation, Utc::now());
+            }
+            Ok(Err(err)) => tracing::warn!(group = %self.member.group, error = %err,
+                "event bus: cannot create a member of the new generation"),
+            Err(err) => tracing::warn!(group = %self.member.group, error = %err,
+                "event bus: creating a member of the new generation failed"),
         }
     }
 
@@ -141,7 +189,7 @@ impl EventStream for KafkaStream {
                     continue;
                 }
                 _ = self.check.tick() => {
-                    self.supervise();
+                    self.supervise().await;
                     continue;
                 }
                 received = self.consumer.recv() => received.map(|m| {
@@ -188,17 +236,63 @@ impl EventStream for KafkaStream {
     }
 }
 
-/// A new member of the group of `member`, subscribed to `topics`.
-fn join(
+/// A new consumer in Kafka group `group`, as the member `member` (not subscribed yet).
+fn member_of(
     config: &KafkaConfig,
     member: &Arc<Member>,
-    topics: &[String],
+    group: &str,
 ) -> Result<StreamConsumer<MemberContext>, PortError> {
-    let consumer: StreamConsumer<MemberContext> = config
-        .consumer(&member.group)
+    config
+        .consumer(group)
         .create_with_context(MemberContext { member: member.clone() })
-        .map_err(|e| PortError::Other(anyhow::Error::new(e).context("kafka consumer")))?;
+        .map_err(|e| PortError::Other(anyhow::Error::new(e).context("kafka consumer")))
+}
+
+fn subscribe_to(consumer: &StreamConsumer<MemberContext>, topics: &[String]) -> Result<(), PortError> {
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).map_err(classify)?;
-    Ok(consumer)
+    consumer.subscribe(&topics).map_err(classify)
+}
+
+/// Commits to the group of `new` (before it joins) the offsets group `old` committed, for the
+/// partitions of `topics` the new group has no offset for. Blocking; failures are logged (the
+/// new group then starts from the earliest retained event: delivered again, never lost).
+fn carry_offsets(config: &KafkaConfig, old: &str, new: &StreamConsumer<MemberContext>, topics: &[String]) {
+    let carried = (|| -> Result<usize, KafkaError> {
+        let metadata = new.fetch_metadata(None, config.timeout)?;
+        let mut partitions = TopicPartitionList::new();
+        for topic in metadata.topics().iter().filter(|t| topics.iter().any(|name| name == t.name())) {
+            for partition in topic.partitions() {
+                partitions.add_partition(topic.name(), partition.id());
+            }
+        }
+        let reader: BaseConsumer = config.consumer(old).create()?;
+        let before = reader.committed_offsets(partitions.clone(), config.timeout)?;
+        let already = new.committed_offsets(partitions, config.timeout)?;
+        let mut carry = TopicPartitionList::new();
+        for element in before.elements() {
+            let Offset::Offset(offset) = element.offset() else { continue };
+            let fresh = already
+                .find_partition(element.topic(), element.partition())
+                .is_none_or(|e| !matches!(e.offset(), Offset::Offset(_)));
+            if fresh {
+                carry.add_partition_offset(element.topic(), element.partition(), Offset::Offset(offset))?;
+            }
+        }
+        if carry.count() > 0 {
+            new.commit(&carry, CommitMode::Sync)?;
+        }
+        Ok(carry.count())
+    })();
+    match carried {
+        Ok(partitions) => {
+            tracing::info!(from = old, partitions, "event bus: offsets carried to the new generation")
+        }
+        Err(err) => tracing::warn!(from = old, error = %err,
+            "event bus: cannot carry offsets to the new generation; it starts from the earliest retained events"),
+    }
+}
+
+/// Locks the generations, whatever a panicking holder left.
+fn lock(generations: &Mutex<Generations>) -> std::sync::MutexGuard<'_, Generations> {
+    generations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

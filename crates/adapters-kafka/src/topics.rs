@@ -27,12 +27,18 @@ pub(crate) const ALL_NAMES: &[&str] = &[
 
 /// Creates the topics of `event_names` that do not exist yet; existing ones are left as they are.
 pub(crate) async fn ensure(config: &KafkaConfig, event_names: &[&str]) -> anyhow::Result<()> {
+    let topics: Vec<(String, i32)> =
+        event_names.iter().map(|n| (config.topic(n), config.partitions)).collect();
+    ensure_topics(config, &topics).await
+}
+
+/// Creates the topics of `topics` (name, partitions) that do not exist yet.
+pub(crate) async fn ensure_topics(config: &KafkaConfig, topics: &[(String, i32)]) -> anyhow::Result<()> {
     let admin: AdminClient<KafkaContext> =
         config.admin().create_with_context(KafkaContext).context("kafka admin client")?;
-    let names: Vec<String> = event_names.iter().map(|n| config.topic(n)).collect();
-    let new: Vec<NewTopic<'_>> = names
+    let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(t, config.partitions, TopicReplication::Fixed(config.replication)))
+        .map(|(t, partitions)| NewTopic::new(t, *partitions, TopicReplication::Fixed(config.replication)))
         .collect();
     let opts =
         AdminOptions::new().request_timeout(Some(config.timeout)).operation_timeout(Some(config.timeout));
