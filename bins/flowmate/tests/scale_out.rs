@@ -112,7 +112,8 @@ struct Cluster {
     _db: Database,
     base: String,
     api: Child,
-    workers: Vec<(Child, Logs)>,
+    /// Each worker with its logs and its base URL (`/healthcheck`).
+    workers: Vec<(Child, Logs, String)>,
 }
 
 async fn cluster(workers: usize) -> Cluster {
@@ -140,8 +141,8 @@ async fn cluster(workers: usize) -> Cluster {
     for _ in 0..workers {
         let worker_env = as_refs(&env("worker"));
         let worker_env: Vec<(&str, &str)> = worker_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (child, _, logs) = start_logged(dir.path(), &worker_env).await;
-        started.push((child, logs));
+        let (child, base, logs) = start_logged(dir.path(), &worker_env).await;
+        started.push((child, logs, base));
     }
     Cluster { _dir: dir, _db: db, base, api, workers: started }
 }
@@ -183,14 +184,36 @@ async fn two_workers_share_executions_and_survive_a_killed_worker() {
     }
     // Both workers end some executions; then worker 0 is killed while work is in flight.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while cluster.workers.iter().any(|(_, logs)| ended(logs).len() < 3) {
+    while cluster.workers.iter().any(|(_, logs, _)| ended(logs).len() < 3) {
         assert!(Instant::now() < deadline, "a worker never ran anything");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (killed, killed_logs) = &mut cluster.workers[0];
+    let (killed, killed_logs, _) = &mut cluster.workers[0];
     killed.start_kill().expect("SIGKILL");
     killed.wait().await.expect("killed");
     let ended_by_killed = ended(killed_logs);
+    // The survivor's executor member takes over every partition of `flow.execute` (4) once the
+    // broker expires the killed member (session timeout 6 s, then one rebalance).
+    let survivor = cluster.workers[1].2.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let health: Value = client
+            .get(format!("{survivor}/healthcheck"))
+            .send()
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("json");
+        let groups = health["details"]["eventBus"]["groups"].as_array().cloned().unwrap_or_default();
+        let executor =
+            groups.iter().find(|g| g["group"].as_str().is_some_and(|n| n.ends_with(".flow-executor")));
+        if executor.is_some_and(|g| g["settled"] == true && g["assignedPartitions"] == 4) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the survivor never took every partition: {health}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Everything accepted succeeds, the killed worker's in-flight executions included.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

@@ -28,7 +28,10 @@ pub struct KafkaConfig {
     /// brokers that do not (tansu holds every fetch about this long) add it to every hop.
     pub fetch_wait_max: Duration,
     /// Consumer `session.timeout.ms`: a member silent this long leaves the group and its
-    /// partitions move to the others.
+    /// partitions move to the others. 6 s (Apache Kafka's smallest by default,
+    /// `group.min.session.timeout.ms`): a killed worker's partitions move after about 9 s on
+    /// the test broker (docs/operations.md). Not below the time a broker holds a JoinGroup
+    /// (about 5 s on tansu), or members waiting in a rebalance expire themselves.
     pub session_timeout: Duration,
     /// Consumer `heartbeat.interval.ms`.
     pub heartbeat_interval: Duration,
@@ -48,7 +51,7 @@ pub struct KafkaConfig {
 
 impl KafkaConfig {
     /// Defaults for `brokers`: prefix `flowmate`, 6 partitions, replication 1, client id
-    /// `flowmate`, timeout 10 s, linger 0, fetch wait 10 ms, session 10 s, heartbeat 1 s,
+    /// `flowmate`, timeout 10 s, linger 0, fetch wait 10 ms, session 6 s, heartbeat 1 s,
     /// max poll interval 300 s, reconnect back-off at most 1 s, stall limit 30 s.
     pub fn new(brokers: impl Into<String>) -> Self {
         Self {
@@ -60,7 +63,7 @@ impl KafkaConfig {
             timeout: Duration::from_secs(10),
             linger: Duration::ZERO,
             fetch_wait_max: Duration::from_millis(10),
-            session_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(6),
             heartbeat_interval: Duration::from_secs(1),
             max_poll_interval: Duration::from_secs(300),
             reconnect_backoff_max: Duration::from_secs(1),
