@@ -542,6 +542,53 @@ def cmd_w2(a):
                      + (f"; {note}" if note else ""))})
 
 
+def cmd_failover(a):
+    """W2 on an api and two workers, one worker killed with SIGKILL mid-load: how long execution
+    ends stop, and when the work routed to the killed worker runs again."""
+    api = Api(a.base, a.token)
+    flow_id = create_flow(api, three_node_flow("bench-failover"))
+    start_flow(api, flow_id)
+    killed = {}
+
+    def kill():
+        time.sleep(a.kill_after)
+        killed["at"] = time.time()
+        os.kill(a.kill_pid, 9)
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    r = wrk_once(f"{a.base}/webhooks/{flow_id}", W2_CONCURRENCY, method="POST", body=ANCHOR_BODY,
+                 headers=anchor_headers(), duration=a.duration)
+    killer.join()
+    deadline = time.monotonic() + a.drain_timeout
+    while time.monotonic() < deadline:
+        done = sum(count_executions(api, flow_id, s) for s in ("succeeded", "failed", "cancelled"))
+        if done >= r["ok"]:
+            break
+        time.sleep(0.5)
+    execs = all_executions(api, flow_id)
+    kill_at = killed["at"]
+    ok = [e for e in execs if e["status"] == "succeeded" and e.get("finishedAt")]
+    ends = sorted(parse_time(e["finishedAt"]) for e in ok if parse_time(e["finishedAt"]) > kill_at)
+    gaps = [(b - x, x - kill_at) for x, b in zip([kill_at] + ends, ends)]
+    gap, gap_from = max(gaps) if gaps else (None, None)
+    # Executions accepted in the second after the kill: some were routed to the killed worker's
+    # partitions; the last of them to end tells when those partitions ran again.
+    right_after = [parse_time(e["finishedAt"]) - kill_at for e in ok
+                   if 0 <= parse_time(e["createdAt"]) - kill_at < 1]
+    takeover = max(right_after) if right_after else None
+    lost = max(0, r["ok"] - len(ok))
+    log("failover:", json.dumps({"accepted": r["ok"], "succeeded": len(ok), "gap_s": gap, "gap_from_s": gap_from,
+                                 "takeover_s": takeover}))
+    text = (f"SIGKILL of one of two workers {a.kill_after:.0f} s into {a.duration} s of W2 (c={W2_CONCURRENCY}): "
+            f"longest pause in execution ends {gap:.1f} s (from {gap_from:.1f} s after the kill); "
+            f"executions accepted in the second after the kill all ended {takeover:.1f} s after it at the latest; "
+            f"{len(ok):,} of {r['ok']:,} accepted executions succeeded"
+            + (f" ({lost} did not within {a.drain_timeout:.0f} s)" if lost else "")) if gap is not None and takeover is not None \
+        else f"no execution ended after the kill ({len(ok)} of {r['ok']} succeeded)"
+    record({"section": a.section, "workload": "W2 with a worker killed (failover)", "kind": "info", "note": text})
+
+
 def cmd_history(a):
     """Creates and starts a W2-shaped flow, runs one webhook call through it, waits (bounded)
     until its execution succeeded and prints the execution's id: the template row that
@@ -697,7 +744,8 @@ def cmd_table(a):
     durable = a.durable
     sections = {"ceiling": "ceilings (this machine)", "embedded": "FlowMate embedded (SQLite, in-process bus)",
                 "pg": "FlowMate PostgreSQL + Kafka (1 api, 2 workers)",
-                "scaling": "scaling on PostgreSQL + Kafka (W2)"}
+                "scaling": "scaling on PostgreSQL + Kafka (W2)",
+                "failover": "failover on PostgreSQL + Kafka (W2, a worker killed)"}
     out = [f"| workload | FlowMate | ratio to bare axum | ratio to durable SQLite ({durable}) |",
            "| --- | --- | --- | --- |"]
 
@@ -824,6 +872,16 @@ def main():
                        help="w2: prefix of the rows' workload titles ('<title>: accepted, c=16', "
                             "'<title>: completed ...') instead of the default ones")
         s.set_defaults(fn=fn)
+
+    s = sub.add_parser("failover")
+    s.add_argument("--base", required=True)
+    s.add_argument("--token", required=True)
+    s.add_argument("--section", default="scaling")
+    s.add_argument("--kill-pid", type=int, required=True)
+    s.add_argument("--kill-after", type=float, default=10)
+    s.add_argument("--duration", type=int, default=40)
+    s.add_argument("--drain-timeout", type=float, default=180)
+    s.set_defaults(fn=cmd_failover)
 
     s = sub.add_parser("history")
     s.add_argument("--base", required=True)
