@@ -577,13 +577,16 @@ def cmd_failover(a):
     right_after = [parse_time(e["finishedAt"]) - kill_at for e in ok
                    if 0 <= parse_time(e["createdAt"]) - kill_at < 1]
     takeover = max(right_after) if right_after else None
+    per_second = [sum(1 for t in ends if k <= t - kill_at < k + 1) for k in range(15)]
     lost = max(0, r["ok"] - len(ok))
     log("failover:", json.dumps({"accepted": r["ok"], "succeeded": len(ok), "gap_s": gap, "gap_from_s": gap_from,
-                                 "takeover_s": takeover}))
+                                 "takeover_s": takeover, "ends_per_second": per_second}))
     text = (f"SIGKILL of one of two workers {a.kill_after:.0f} s into {a.duration} s of W2 (c={W2_CONCURRENCY}): "
             f"longest pause in execution ends {gap:.1f} s (from {gap_from:.1f} s after the kill); "
-            f"executions accepted in the second after the kill all ended {takeover:.1f} s after it at the latest; "
-            f"{len(ok):,} of {r['ok']:,} accepted executions succeeded"
+            f"executions accepted in the second after the kill all ended {takeover:.1f} s after it at the latest "
+            f"(queueing behind the backlog included); execution ends per second from the kill: "
+            f"{' '.join(str(n) for n in per_second)}; {len(ok):,} executions succeeded, "
+            f"{r['ok']:,} calls answered 200 before wrk stopped"
             + (f" ({lost} did not within {a.drain_timeout:.0f} s)" if lost else "")) if gap is not None and takeover is not None \
         else f"no execution ended after the kill ({len(ok)} of {r['ok']} succeeded)"
     record({"section": a.section, "workload": "W2 with a worker killed (failover)", "kind": "info", "note": text})
