@@ -22,6 +22,8 @@ pub struct Member {
     pub(crate) group: String,
     stall_after: Duration,
     state: Mutex<State>,
+    /// `flowmate_bus_events_consumed_total` of the group, registered once (counted per event).
+    consumed: metrics::Counter,
 }
 
 #[derive(Debug)]
@@ -71,7 +73,8 @@ impl Member {
             replaced: 0,
             reported: None,
         };
-        Self { group, stall_after, state: Mutex::new(state) }
+        let consumed = metrics::counter!("flowmate_bus_events_consumed_total", "group" => group.clone());
+        Self { group, stall_after, state: Mutex::new(state), consumed }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -115,7 +118,7 @@ impl Member {
         state.received += 1;
         state.last_progress = Some(now);
         state.waiting_since = None;
-        metrics::counter!("flowmate_bus_events_consumed_total", "group" => self.group.clone()).increment(1);
+        self.consumed.increment(1);
     }
 
     /// The stream reached the end of one of its partitions: nothing is waiting there.

@@ -47,10 +47,10 @@ pub struct KafkaStream {
     member: Arc<Member>,
     generations: Arc<Mutex<Generations>>,
     check: Interval,
-    /// No replacement before this instant (back-off between replacements).
-    replace_not_before: Instant,
-    /// Replacements in a row without the member recovering.
-    replacements_in_a_row: u32,
+    /// No move to a new generation before this instant (back-off between moves).
+    move_not_before: Instant,
+    /// Moves in a row without the member recovering.
+    moves_in_a_row: u32,
 }
 
 impl KafkaStream {
@@ -84,13 +84,13 @@ impl KafkaStream {
             consumer,
             delivered: HashMap::new(),
             shutdown,
-            replace_not_before: Instant::now() + config.stall_after,
+            move_not_before: Instant::now() + config.stall_after,
             config,
             topics,
             member,
             generations,
             check,
-            replacements_in_a_row: 0,
+            moves_in_a_row: 0,
         })
     }
 
@@ -115,8 +115,8 @@ impl KafkaStream {
             return;
         }
         match self.member.check(Utc::now()) {
-            Verdict::Fine => self.replacements_in_a_row = 0,
-            Verdict::Stalled(status) if Instant::now() >= self.replace_not_before => {
+            Verdict::Fine => self.moves_in_a_row = 0,
+            Verdict::Stalled(status) if Instant::now() >= self.move_not_before => {
                 let next = current + 1;
                 let reason = status.stall_reason().unwrap_or_default();
                 tracing::warn!(group = %self.member.group, %reason, generation = next,
@@ -125,10 +125,10 @@ impl KafkaStream {
                     tracing::warn!(group = %self.member.group, error = %err,
                         "event bus: the other members will not follow to the new generation");
                 }
-                self.replacements_in_a_row += 1;
+                self.moves_in_a_row += 1;
                 self.move_to(next).await;
-                let factor = 1u32 << self.replacements_in_a_row.min(3);
-                self.replace_not_before = Instant::now() + self.config.stall_after * factor;
+                let factor = 1u32 << self.moves_in_a_row.min(3);
+                self.move_not_before = Instant::now() + self.config.stall_after * factor;
             }
             Verdict::Stalled(_) => {}
         }

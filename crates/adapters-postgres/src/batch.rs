@@ -15,7 +15,7 @@
 //! execution in the same batch runs alone, after the others.
 
 use crate::error::{port_error, unique_as};
-use crate::executions::EXECUTIONS;
+use crate::executions::{EXECUTIONS, update_statement};
 use crate::rows::{EXECUTION_INSERT_ONLY_COLUMNS, EXECUTION_WRITE_COLUMNS};
 use crate::sql::{Arg, bind_args, q};
 use crate::write::{bind_events, with_events};
@@ -220,13 +220,7 @@ async fn update_rows(pool: &PgPool, rows: &[&NewExecution]) -> Result<HashSet<St
 /// Updates the one row `row` by a prepared statement that finds it by its key (the batch of a
 /// quiet moment: no plan to make); the id when it updated it.
 async fn update_row(pool: &PgPool, row: &NewExecution) -> Result<HashSet<String>, PortError> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        let sets: Vec<String> = EXECUTION_WRITE_COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
-        format!(
-            "UPDATE executions SET {}, revision = revision + 1 WHERE id = ? AND revision = ? RETURNING id",
-            sets.join(", ")
-        )
-    });
+    static SQL: LazyLock<String> = LazyLock::new(|| update_statement("id"));
     let Some((id, rest)) = row.values.split_first() else { return Ok(HashSet::new()) };
     let Some((revision, values)) = rest.split_last() else { return Ok(HashSet::new()) };
     let query = bind_args!(sqlx::query_scalar::<_, String>(q(&SQL)), values);

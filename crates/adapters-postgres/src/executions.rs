@@ -49,14 +49,18 @@ static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     ))
 });
 
-/// The conditional update with its events, one statement; answers 1 when the row was written.
-static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
+/// The conditional update of one execution: its written columns, then its id and the revision
+/// read, as placeholders; `returning` is what it answers for the row written.
+pub(crate) fn update_statement(returning: &str) -> String {
     let sets: Vec<String> = EXECUTION_WRITE_COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
-    with_events(&format!(
-        "UPDATE executions SET {}, revision = revision + 1 WHERE id = ? AND revision = ? RETURNING 1",
+    format!(
+        "UPDATE executions SET {}, revision = revision + 1 WHERE id = ? AND revision = ? RETURNING {returning}",
         sets.join(", ")
-    ))
-});
+    )
+}
+
+/// The conditional update with its events, one statement; answers 1 when the row was written.
+static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| with_events(&update_statement("1")));
 
 static GET_SQL: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"));

@@ -115,28 +115,24 @@ pub fn transition(from: FlowStatus, input: &LifecycleInput) -> Result<Transition
         }
         (Starting, I::DeadlinePassed { attempts, bus_stall, .. }) => Transition::to(
             Inactive,
-            vec![RecordReason(match bus_stall {
-                Some(stall) => {
-                    format!("No engine confirmed the start after {} attempts: {stall}.", attempts + 1)
-                }
-                None => format!("The engine did not confirm the start after {} attempts.", attempts + 1),
-            })],
+            vec![RecordReason(unconfirmed("start", *attempts, bus_stall.as_deref(), ""))],
         ),
         (Stopping, I::DeadlinePassed { attempts, bus_stall, .. }) => Transition::to(
             Inactive,
-            vec![RecordReason(match bus_stall {
-                Some(stall) => format!(
-                    "No engine confirmed the stop after {} attempts: {stall}; marked inactive.",
-                    attempts + 1
-                ),
-                None => format!(
-                    "The engine did not confirm the stop after {} attempts; marked inactive.",
-                    attempts + 1
-                ),
-            })],
+            vec![RecordReason(unconfirmed("stop", *attempts, bus_stall.as_deref(), "; marked inactive"))],
         ),
         (Inactive | Active, I::DeadlinePassed { .. }) => Transition::stay(from),
     })
+}
+
+/// Why the watchdog gave up on a `what` ("start", "stop") after `attempts + 1` tries, naming
+/// the bus when it reported a stall.
+fn unconfirmed(what: &str, attempts: u32, bus_stall: Option<&str>, tail: &str) -> String {
+    let tries = attempts + 1;
+    match bus_stall {
+        Some(stall) => format!("No engine confirmed the {what} after {tries} attempts: {stall}{tail}."),
+        None => format!("The engine did not confirm the {what} after {tries} attempts{tail}."),
+    }
 }
 
 #[cfg(test)]

@@ -31,16 +31,6 @@ pub struct Check {
     pub status: CheckStatus,
 }
 
-/// What keeps a consumer group member from progressing.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum StallKind {
-    /// Not settled in its group: assigned nothing.
-    NoAssignment,
-    /// Events wait on its partitions and none arrives.
-    LagWithoutProgress,
-}
-
 /// One consumer group member of this process.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -58,7 +48,7 @@ pub struct GroupCheck {
     /// The last time it received an event or was idle at the end of its partitions.
     pub last_progress_at: Option<DateTime<Utc>>,
     /// What keeps it from progressing, if anything.
-    pub stall: Option<StallKind>,
+    pub stall: Option<Stall>,
     /// Since when.
     pub stalled_since: Option<DateTime<Utc>>,
     /// The stall in words.
@@ -122,10 +112,7 @@ fn group_check(member: MemberStatus) -> GroupCheck {
         assigned_partitions: member.assigned_partitions,
         lag: member.lag,
         last_progress_at: member.last_progress,
-        stall: member.stall.map(|(stall, _)| match stall {
-            Stall::NoAssignment => StallKind::NoAssignment,
-            Stall::LagWithoutProgress => StallKind::LagWithoutProgress,
-        }),
+        stall: member.stall.map(|(stall, _)| stall),
         stalled_since: member.stall.map(|(_, since)| since),
         reason,
         rebalances: member.rebalances,

@@ -42,8 +42,10 @@ pub trait EventSubscriber: Send + Sync {
     -> Result<Box<dyn EventStream>, PortError>;
 }
 
-/// Why a consumer group member makes no progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a consumer group member makes no progress (`noAssignment`, `lagWithoutProgress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Stall {
     /// It has not settled in its group (joining or rebalancing): it is assigned nothing.
     NoAssignment,
